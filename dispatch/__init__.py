@@ -1,0 +1,1 @@
+"""Web service (FastAPI) of the dispatch platform: core kernel and domain packages."""

@@ -1,0 +1,63 @@
+"""create_app(): the one place that mounts every router (a composition root)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from dispatch.accounts.api import router as accounts_router
+from dispatch.console.api import router as console_router
+from dispatch.console.hub import EventHub
+from dispatch.core import health
+from dispatch.core.errors import install_error_handlers
+from dispatch.core.middleware import SecurityHeaders
+from dispatch.elders.api import router as elders_router
+from dispatch.orders.api import router as orders_router
+from dispatch.visits.api import router as visits_router
+from services.api import router as providers_router
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    hub = EventHub()
+    app.state.hub = hub
+    await hub.start()
+    try:
+        yield
+    finally:
+        await hub.stop()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Jinghai elderly-care dispatch",
+        version="0.1.0",
+        description="Requests from elders and families, matched to day-care centers, canteens and home care.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    app.add_middleware(SecurityHeaders)
+
+    for router in (
+        health.router,
+        accounts_router,
+        elders_router,
+        providers_router,
+        orders_router,
+        visits_router,
+        console_router,
+    ):
+        app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

@@ -1,0 +1,165 @@
+"""Live fan-out of the event log to websocket clients of this API process.
+
+The event table is the source; a Redis pub/sub ping only says "there is something new".
+One pump per process reads new rows once and puts each frame (serialised once) on the
+bounded queue of every client whose scope includes it. A client that does not keep up fills
+its queue and is cut off; it reconnects with `since=` and misses nothing. The pump also
+polls, so a lost ping (a Redis restart) only delays delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+
+from dispatch.core.auth import Principal, Role
+from dispatch.core.db import new_session
+from dispatch.core.events import EVENTS_CHANNEL, Event, events_after, last_seq
+from dispatch.core.redis import redis_url
+
+log = logging.getLogger(__name__)
+
+CLIENT_QUEUE_SIZE = 2000
+POLL_SECONDS = 1.0
+FETCH_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class Frame:
+    seq: int
+    elder_id: int | None
+    provider_id: int | None
+    text: str
+
+
+@dataclass(eq=False)
+class Client:
+    """One websocket connection: its scope and its bounded outgoing queue."""
+
+    principal: Principal
+    elder_ids: frozenset[int] = frozenset()
+    queue: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE_SIZE))
+    dropped: bool = False
+
+    def wants(self, frame: Frame) -> bool:
+        role = self.principal.role
+        if role == Role.PROVIDER:
+            return frame.provider_id is not None and frame.provider_id == self.principal.provider_id
+        if role == Role.FAMILY:
+            return frame.elder_id in self.elder_ids
+        return True
+
+    def offer(self, frame: Frame) -> None:
+        if self.dropped:
+            return
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            # Too slow: cut it off rather than let it hold memory or stall the others.
+            self.dropped = True
+            self.close()
+
+    def close(self) -> None:
+        """Tell the sender to hang up (None jumps the queue if it is full)."""
+        with contextlib.suppress(asyncio.QueueEmpty):
+            if self.queue.full():
+                self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+
+def to_frame(event: Event) -> Frame:
+    assert event.seq is not None
+    return Frame(event.seq, event.elder_id, event.provider_id, event.to_json())
+
+
+class EventHub:
+    def __init__(self, fetch: Callable[[int], list[Event]] | None = None) -> None:
+        self.clients: set[Client] = set()
+        self.last_seq = 0
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._fetch = fetch or _fetch_events
+
+    async def start(self) -> None:
+        self.last_seq = await asyncio.to_thread(_current_seq)
+        self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._listen())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for client in list(self.clients):
+            client.close()
+
+    def register(self, client: Client) -> None:
+        self.clients.add(client)
+
+    def unregister(self, client: Client) -> None:
+        self.clients.discard(client)
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def _listen(self) -> None:
+        """Turn Redis pings into wake-ups; reconnect with a back-off when Redis goes away."""
+        delay = 0.5
+        while True:
+            try:
+                conn = aioredis.Redis.from_url(redis_url())
+                async with conn.pubsub() as pubsub:
+                    await pubsub.subscribe(EVENTS_CHANNEL)
+                    delay = 0.5
+                    self.poke()  # catch up on anything written while we were not listening
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self.poke()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("event ping subscription lost; retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _pump(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+            self._wake.clear()
+            try:
+                await self._drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading new events failed; retrying")
+                await asyncio.sleep(POLL_SECONDS)
+
+    async def _drain(self) -> None:
+        while True:
+            events = await asyncio.to_thread(self._fetch, self.last_seq)
+            if not events:
+                return
+            for event in events:
+                frame = to_frame(event)
+                self.last_seq = frame.seq
+                for client in list(self.clients):
+                    if client.wants(frame):
+                        client.offer(frame)
+            if len(events) < FETCH_LIMIT:
+                return
+
+
+def _fetch_events(since: int) -> list[Event]:
+    with new_session(write=False) as session:
+        return events_after(session, since, limit=FETCH_LIMIT)
+
+
+def _current_seq() -> int:
+    with new_session(write=False) as session:
+        return last_seq(session)

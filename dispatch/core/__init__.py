@@ -1,0 +1,1 @@
+"""Kernel: settings, database, Redis, errors, outbox, events, accounts."""

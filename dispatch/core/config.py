@@ -1,0 +1,103 @@
+"""The one Settings class. Every process reads configuration through get_settings()."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration from the environment (names as in API.md), with safe local defaults."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Storage and queues. Empty means "the local default": SQLite under var_dir, embedded Redis.
+    database_url: str = ""
+    redis_url: str = ""
+    var_dir: Path = Path("./var")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Web origins allowed to open the websocket besides the API's own host (comma separated).
+    allowed_origins: str = ""
+    secret_key: SecretStr | None = None
+    token_ttl_seconds: int = 12 * 3600
+
+    # Dispatch timing.
+    offer_ttl_seconds: int = Field(default=90, ge=1)
+    assign_sla_seconds: int = Field(default=120, ge=1)
+    urgent_sla_seconds: int = Field(default=30, ge=1)
+    batch_window_seconds: float = Field(default=1.0, ge=0.0, le=30.0)
+    sweep_interval_seconds: int = Field(default=5, ge=1)
+    # An open request whose work has gone quiet this long is re-woken by the sweeper.
+    stale_after_seconds: int = Field(default=10, ge=1)
+
+    # RQ.
+    worker_maintenance_interval: int = Field(default=5, ge=1)
+    job_timeout_seconds: int = Field(default=60, ge=5)
+
+    # Twilio: unset means messages go to the outbox only.
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str = ""
+    public_base_url: str = ""
+    operator_phone: str = "+862268000000"
+
+    log_level: str = "INFO"
+
+    @field_validator("database_url", "redis_url", "public_base_url", mode="before")
+    @classmethod
+    def _strip(cls, value: object) -> object:
+        return value.strip() if isinstance(value, str) else value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite:///{(self.var_dir / 'eldercare.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def twilio_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from_number)
+
+    @property
+    def origin_allow_list(self) -> set[str]:
+        return {o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()}
+
+    def signing_key(self) -> str:
+        """The token signing key: SECRET_KEY, or one generated once and kept under var_dir."""
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        path = self.var_dir / "secret_key"
+        if not path.exists():
+            self.var_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_urlsafe(48))
+            tmp.chmod(0o600)
+            # Another process may have raced us; the first rename wins and both read the same key.
+            if not path.exists():
+                tmp.replace(path)
+            else:
+                tmp.unlink(missing_ok=True)
+        return path.read_text().strip()
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual postgres:// spellings and pin the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

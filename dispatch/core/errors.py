@@ -1,0 +1,63 @@
+"""Domain errors. Services raise these, never HTTPException; one handler renders them."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+
+
+class BadRequest(DomainError):
+    status_code = 400
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+
+
+class Forbidden(DomainError):
+    status_code = 403
+
+
+class NotFound(DomainError):
+    """Also what an out-of-scope id answers, so that ids cannot be probed."""
+
+    status_code = 404
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+class InvalidTransition(Conflict):
+    pass
+
+
+class Unprocessable(DomainError):
+    status_code = 422
+
+
+class RateLimited(DomainError):
+    status_code = 429
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.detail, "error": type(exc).__name__},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )

@@ -1,0 +1,133 @@
+"""The event log: one row per change, with a platform-wide rising `seq`, written in the
+transaction of the change. Redis pub/sub only pings API instances to read new rows.
+
+`seq` must rise in commit order, or a client resuming with `since=` could skip an event
+that committed late with a smaller number. SQLite serialises writers, so this holds there.
+On PostgreSQL every transaction that writes events takes one advisory lock before drawing
+its first number and holds it until commit, which gives the same order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import text
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from dispatch.core.clock import utcnow
+from dispatch.core.redis import get_redis
+from dispatch.core.types import JSONType, UTCDateTime
+
+log = logging.getLogger(__name__)
+
+EVENTS_CHANNEL = "eldercare:events"
+_EVENT_LOCK_ID = 7_300_001
+_LOCKED_KEY = "eldercare_event_lock"
+_EMITTED_KEY = "eldercare_emitted_seq"
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "event"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: int | None = Field(default=None, primary_key=True)
+    type: str = Field(max_length=40)
+    request_id: int | None = Field(default=None, index=True)
+    elder_id: int | None = Field(default=None, index=True)
+    provider_id: int | None = Field(default=None, index=True)
+    status: str | None = Field(default=None, max_length=20)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+
+    def to_message(self) -> dict[str, Any]:
+        """The websocket frame of API.md."""
+        return {
+            "seq": self.seq,
+            "type": self.type,
+            "request_id": self.request_id,
+            "status": self.status,
+            "at": self.at.isoformat(),
+            "data": self.data,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_message(), ensure_ascii=False, separators=(",", ":"))
+
+
+def emit(
+    session: Session,
+    type: str,
+    *,
+    request_id: int | None = None,
+    elder_id: int | None = None,
+    provider_id: int | None = None,
+    status: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> Event:
+    """Write one event in the caller's transaction; its seq is known on return."""
+    _lock_event_order(session)
+    row = Event(
+        type=type,
+        request_id=request_id,
+        elder_id=elder_id,
+        provider_id=provider_id,
+        status=status,
+        data=data or {},
+    )
+    session.add(row)
+    session.flush()
+    session.info[_EMITTED_KEY] = row.seq
+    return row
+
+
+def _lock_event_order(session: Session) -> None:
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    transaction = session.get_transaction()
+    if session.info.get(_LOCKED_KEY) is transaction:
+        return
+    session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _EVENT_LOCK_ID})
+    session.info[_LOCKED_KEY] = transaction
+
+
+def events_after(session: Session, since: int, *, limit: int = 1000) -> list[Event]:
+    stmt = select(Event).where(col(Event.seq) > since).order_by(col(Event.seq)).limit(limit)
+    return list(session.exec(stmt))
+
+
+def last_seq(session: Session) -> int:
+    stmt = select(Event.seq).order_by(col(Event.seq).desc()).limit(1)
+    return session.exec(stmt).first() or 0
+
+
+def timeline(session: Session, request_id: int) -> list[Event]:
+    stmt = select(Event).where(Event.request_id == request_id).order_by(col(Event.seq))
+    return list(session.exec(stmt))
+
+
+def publish_ping(seq: int) -> None:
+    get_redis().publish(EVENTS_CHANNEL, str(seq))
+
+
+@sa_event.listens_for(OrmSession, "after_commit")
+def _ping_after_commit(session: OrmSession) -> None:
+    session.info.pop(_LOCKED_KEY, None)
+    seq = session.info.pop(_EMITTED_KEY, None)
+    if seq is None:
+        return
+    try:
+        publish_ping(seq)
+    except Exception:  # listeners also poll the table; a lost ping only delays them
+        log.warning("event ping failed for seq %s", seq, exc_info=True)
+
+
+@sa_event.listens_for(OrmSession, "after_rollback")
+def _forget_after_rollback(session: OrmSession) -> None:
+    session.info.pop(_LOCKED_KEY, None)
+    session.info.pop(_EMITTED_KEY, None)

@@ -1,0 +1,24 @@
+"""Names of queues and jobs. The dispatch package reaches jobs by dotted name only,
+so it never imports `workers`; a test resolves every name."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class QueueName(StrEnum):
+    # One queue per worker process: RQ only tracks a popped job reliably that way.
+    MATCH = "eldercare-match"
+    NOTIFY = "eldercare-notify"
+    MAINTENANCE = "eldercare-maintenance"
+
+
+class JobName(StrEnum):
+    MATCH_PENDING = "workers.matching.match_pending"
+    EXPIRE_OFFER = "workers.offers.expire_offer"
+    RELAY_OUTBOX = "workers.maintenance.relay_outbox"
+    SWEEP = "workers.maintenance.sweep"
+
+
+# Outbox rows with a coalesce key wake one shared job instead of one job per row.
+COALESCE_MATCH = "match"

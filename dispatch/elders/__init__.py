@@ -1,0 +1,1 @@
+"""Elder registry and family links."""

@@ -1,0 +1,115 @@
+"""Elder registry endpoints of API.md. Every read and change is audited."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from dispatch.core import audit
+from dispatch.core.auth import CurrentPrincipal, Principal, Role, require_roles
+from dispatch.core.db import SessionDep
+from dispatch.core.validation import PhoneNumber, Township
+from dispatch.elders import service as elder_service
+from dispatch.elders.schemas import ElderCreate, ElderRead, ElderUpdate, FamilyLinkCreate, FamilyMember
+
+router = APIRouter(prefix="/api/elders", tags=["elders"])
+
+ElderEditor = Annotated[Principal, require_roles(Role.OPERATOR, Role.MANAGER, Role.ADMIN)]
+ElderReader = Annotated[Principal, require_roles(Role.OPERATOR, Role.MANAGER, Role.ADMIN, Role.FAMILY)]
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+@router.post("", response_model=ElderRead, status_code=201)
+def create_elder(
+    elder_in: ElderCreate, request: Request, session: SessionDep, principal: ElderEditor
+) -> ElderRead:
+    """Register an elder."""
+    elder = elder_service.create_elder(session=session, elder_in=elder_in)
+    assert elder.id is not None
+    audit.record(
+        principal=principal, action="create", elder_ids=[elder.id], client=_client(request), session=session
+    )
+    return elder_service.elder_read(session=session, principal=principal, elder=elder)
+
+
+@router.get("", response_model=list[ElderRead])
+def find_elders(
+    request: Request,
+    session: SessionDep,
+    principal: ElderReader,
+    phone: PhoneNumber | None = None,
+    township: Township | None = None,
+    name: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[ElderRead]:
+    """Caller lookup (`phone`, exact on the normalised number, the elder's or a relative's) and listing."""
+    elders = elder_service.find_elders(
+        session=session,
+        principal=principal,
+        phone=phone,
+        township=township,
+        name=name,
+        limit=limit,
+        offset=offset,
+    )
+    ids = [e.id for e in elders if e.id is not None]
+    audit.record(principal=principal, action="read", elder_ids=ids, what="lookup", client=_client(request))
+    return [elder_service.elder_read(session=session, principal=principal, elder=e) for e in elders]
+
+
+@router.get("/{elder_id}", response_model=ElderRead)
+def get_elder(elder_id: int, request: Request, session: SessionDep, principal: CurrentPrincipal) -> ElderRead:
+    elder = elder_service.get_elder(session=session, principal=principal, elder_id=elder_id)
+    audit.record(principal=principal, action="read", elder_ids=[elder_id], client=_client(request))
+    return elder_service.elder_read(session=session, principal=principal, elder=elder)
+
+
+@router.patch("/{elder_id}", response_model=ElderRead)
+def update_elder(
+    elder_id: int, elder_in: ElderUpdate, request: Request, session: SessionDep, principal: ElderEditor
+) -> ElderRead:
+    elder = elder_service.get_elder(session=session, principal=principal, elder_id=elder_id)
+    elder = elder_service.update_elder(session=session, elder=elder, elder_in=elder_in)
+    fields = ",".join(sorted(elder_in.model_dump(exclude_unset=True)))
+    audit.record(
+        principal=principal,
+        action="update",
+        elder_ids=[elder_id],
+        what=fields,
+        client=_client(request),
+        session=session,
+    )
+    return elder_service.elder_read(session=session, principal=principal, elder=elder)
+
+
+@router.post("/{elder_id}/family", response_model=FamilyMember, status_code=201)
+def link_family(
+    elder_id: int, link_in: FamilyLinkCreate, request: Request, session: SessionDep, principal: ElderEditor
+) -> FamilyMember:
+    """Link a family account to the elder, with the elder's consent on what it may see."""
+    elder = elder_service.get_elder(session=session, principal=principal, elder_id=elder_id)
+    link = elder_service.link_family(session=session, elder=elder, link_in=link_in)
+    audit.record(
+        principal=principal,
+        action="link_family",
+        elder_ids=[elder_id],
+        what=link_in.username,
+        client=_client(request),
+        session=session,
+    )
+    user = next(
+        u for lk, u in elder_service.family_of(session=session, elder_id=elder_id) if lk.id == link.id
+    )
+    return FamilyMember(
+        user_id=link.user_id,
+        username=user.username,
+        display_name=user.display_name,
+        relation=link.relation,
+        consent=link.consent,  # type: ignore[arg-type]
+        phone=user.phone,
+    )

@@ -1,0 +1,1 @@
+"""Service requests: intake, lifecycle (the state machine), offers, manual dispatch."""

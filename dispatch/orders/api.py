@@ -1,0 +1,129 @@
+"""Service request and offer endpoints of API.md."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from dispatch.core.auth import CurrentPrincipal, Principal, Role, require_roles
+from dispatch.core.db import SessionDep
+from dispatch.core.validation import Township
+from dispatch.orders import offers as offer_service
+from dispatch.orders import service as request_service
+from dispatch.orders.lifecycle import RequestStatus
+from dispatch.orders.models import OfferStatus, RequestKind
+from dispatch.orders.schemas import AssignBody, CancelBody, DeclineBody, OfferRead, RequestCreate, RequestRead
+
+router = APIRouter(tags=["requests"])
+
+Intake = Annotated[Principal, require_roles(Role.OPERATOR, Role.FAMILY, Role.ADMIN)]
+Dispatcher = Annotated[Principal, require_roles(Role.OPERATOR, Role.ADMIN)]
+Canceller = Annotated[Principal, require_roles(Role.OPERATOR, Role.ADMIN, Role.FAMILY)]
+ProviderOnly = Annotated[Principal, require_roles(Role.PROVIDER)]
+OfferReader = Annotated[Principal, require_roles(Role.PROVIDER, Role.OPERATOR, Role.ADMIN, Role.MANAGER)]
+
+
+@router.post(
+    "/api/requests",
+    response_model=RequestRead,
+    status_code=202,
+    responses={200: {"description": "Replay of an earlier request with the same Idempotency-Key"}},
+)
+def create_request(
+    request_in: RequestCreate,
+    response: Response,
+    session: SessionDep,
+    principal: Intake,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> RequestRead:
+    """Take a request: committed with its first event and the job that matches it, answered 202."""
+    read, replayed = request_service.create_request(
+        session=session, principal=principal, request_in=request_in, idempotency_key=idempotency_key
+    )
+    if replayed:
+        response.status_code = 200
+    return read
+
+
+@router.get("/api/requests", response_model=list[RequestRead])
+def list_requests(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    status: RequestStatus | None = None,
+    kind: RequestKind | None = None,
+    township: Township | None = None,
+    elder_id: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[RequestRead]:
+    """Requests in the caller's scope, newest first."""
+    rows = request_service.list_requests(
+        session=session,
+        principal=principal,
+        status=status,
+        kind=kind,
+        township=township,
+        elder_id=elder_id,
+        limit=limit,
+        offset=offset,
+    )
+    return request_service.request_reads(session, rows)
+
+
+@router.get("/api/requests/{request_id}", response_model=RequestRead)
+def get_request(request_id: int, session: SessionDep, principal: CurrentPrincipal) -> RequestRead:
+    request = request_service.get_request(session=session, principal=principal, request_id=request_id)
+    return request_service.request_reads(session, [request])[0]
+
+
+@router.post("/api/requests/{request_id}/cancel", response_model=RequestRead)
+def cancel_request(
+    request_id: int, session: SessionDep, principal: Canceller, body: CancelBody | None = None
+) -> RequestRead:
+    request = request_service.cancel_request(
+        session=session, principal=principal, request_id=request_id, reason=body.reason if body else ""
+    )
+    return request_service.request_reads(session, [request])[0]
+
+
+@router.post("/api/requests/{request_id}/assign", response_model=RequestRead)
+def assign_request(
+    request_id: int, body: AssignBody, session: SessionDep, principal: Dispatcher
+) -> RequestRead:
+    """Manual dispatch by an operator, also out of `escalated`."""
+    request = request_service.assign_manually(
+        session=session, principal=principal, request_id=request_id, body=body
+    )
+    return request_service.request_reads(session, [request])[0]
+
+
+@router.get("/api/offers", response_model=list[OfferRead])
+def list_offers(
+    session: SessionDep,
+    principal: OfferReader,
+    status: OfferStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[OfferRead]:
+    """The caller's provider's offers (staff see all)."""
+    rows = offer_service.list_offers(session, principal=principal, status=status, limit=limit, offset=offset)
+    return offer_service.offer_reads(session, rows)
+
+
+@router.post("/api/offers/{offer_id}/accept", response_model=RequestRead)
+def accept_offer(offer_id: int, session: SessionDep, principal: ProviderOnly) -> RequestRead:
+    """Accept: the request becomes `assigned`. An offer no longer pending is 409."""
+    request = offer_service.accept(session, principal=principal, offer_id=offer_id)
+    return request_service.request_reads(session, [request])[0]
+
+
+@router.post("/api/offers/{offer_id}/decline", response_model=RequestRead)
+def decline_offer(
+    offer_id: int, session: SessionDep, principal: ProviderOnly, body: DeclineBody | None = None
+) -> RequestRead:
+    """Decline: the request goes to the next candidate."""
+    request = offer_service.decline(
+        session, principal=principal, offer_id=offer_id, reason=body.reason if body else ""
+    )
+    return request_service.request_reads(session, [request])[0]

@@ -1,0 +1,112 @@
+"""The request state machine: one table of allowed transitions and one transition() that
+refuses anything else, applies the change as a compare-and-set, and writes the event."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, col
+
+from dispatch.core.clock import utcnow
+from dispatch.core.errors import Conflict, InvalidTransition
+from dispatch.core.events import Event, emit
+from dispatch.orders.models import ServiceRequest
+
+
+class RequestStatus(StrEnum):
+    QUEUED = "queued"
+    OFFERED = "offered"
+    ASSIGNED = "assigned"
+    IN_SERVICE = "in_service"
+    COMPLETED = "completed"
+    ESCALATED = "escalated"
+    CANCELLED = "cancelled"
+
+
+S = RequestStatus
+
+ALLOWED: dict[RequestStatus, frozenset[RequestStatus]] = {
+    # queued -> assigned is an operator's manual dispatch before the matcher got to it.
+    S.QUEUED: frozenset({S.OFFERED, S.ESCALATED, S.ASSIGNED, S.CANCELLED}),
+    S.OFFERED: frozenset({S.ASSIGNED, S.QUEUED, S.ESCALATED, S.CANCELLED}),
+    S.ASSIGNED: frozenset({S.IN_SERVICE, S.CANCELLED}),
+    S.IN_SERVICE: frozenset({S.COMPLETED, S.CANCELLED}),
+    S.ESCALATED: frozenset({S.ASSIGNED, S.CANCELLED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+OPEN_STATUSES = frozenset(s for s, targets in ALLOWED.items() if targets)
+TERMINAL_STATUSES = frozenset(S) - OPEN_STATUSES
+# Statuses in which nobody is yet bound to serve the request.
+UNPLACED_STATUSES = frozenset({S.QUEUED, S.OFFERED})
+
+# The event each arrival status writes; offered -> queued names its cause (declined/expired).
+EVENT_TYPES: dict[RequestStatus, str] = {
+    S.QUEUED: "request.created",
+    S.OFFERED: "request.offered",
+    S.ASSIGNED: "request.assigned",
+    S.IN_SERVICE: "request.in_service",
+    S.COMPLETED: "request.completed",
+    S.ESCALATED: "request.escalated",
+    S.CANCELLED: "request.cancelled",
+}
+REQUEUE_EVENTS = frozenset({"request.declined", "request.expired"})
+
+
+def can_transition(current: str, target: RequestStatus) -> bool:
+    return target in ALLOWED.get(RequestStatus(current), frozenset())
+
+
+def transition(
+    session: Session,
+    request: ServiceRequest,
+    target: RequestStatus,
+    *,
+    event_type: str | None = None,
+    event_provider_id: int | None = None,
+    data: dict[str, Any] | None = None,
+    **changes: Any,
+) -> Event:
+    """Move `request` to `target` or raise. The UPDATE is conditional on the status and version
+    this caller read, so of two concurrent callers exactly one wins; the loser gets Conflict
+    and, like a refused transition, leaves no event."""
+    current = RequestStatus(request.status)
+    if not can_transition(current, target):
+        raise InvalidTransition(f"request {request.id} cannot go from {current.value} to {target.value}")
+    if target == S.QUEUED and event_type not in REQUEUE_EVENTS:
+        raise InvalidTransition("a return to queued must say why: request.declined or request.expired")
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": target.value,
+        "version": request.version + 1,
+        "updated_at": now,
+        **changes,
+    }
+    if target in TERMINAL_STATUSES:
+        values.setdefault("closed_at", now)
+    result = session.execute(
+        update(ServiceRequest)
+        .where(
+            col(ServiceRequest.id) == request.id,
+            col(ServiceRequest.status) == current.value,
+            col(ServiceRequest.version) == request.version,
+        )
+        .values(**values)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        raise Conflict(f"request {request.id} was changed by someone else; reload and retry")
+    for key, value in values.items():
+        set_committed_value(request, key, value)
+    return emit(
+        session,
+        event_type or EVENT_TYPES[target],
+        request_id=request.id,
+        elder_id=request.elder_id,
+        provider_id=event_provider_id if event_provider_id is not None else request.provider_id,
+        status=target.value,
+        data=data,
+    )

@@ -1,0 +1,225 @@
+"""Offers: made by the matcher, answered by the provider (accept/decline), or expired."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, col, select
+
+from dispatch.core.auth import Principal, Role, mask_name, mask_phone
+from dispatch.core.clock import utcnow
+from dispatch.core.config import get_settings
+from dispatch.core.errors import Conflict, NotFound
+from dispatch.core.jobs import COALESCE_MATCH, JobName, QueueName
+from dispatch.core.outbox import add_job
+from dispatch.elders.models import Elder
+from dispatch.orders.lifecycle import RequestStatus, transition
+from dispatch.orders.models import Offer, OfferStatus, ServiceRequest
+from dispatch.orders.schemas import ElderSummary, OfferRead
+
+# An expiry job that runs this early (clock jitter) still expires the offer.
+_EXPIRY_TOLERANCE = timedelta(seconds=1)
+
+
+def request_matching(session: Session, *, urgent: bool = False) -> None:
+    """Owe a run of the batch matcher (one shared run serves every request waiting)."""
+    add_job(session, JobName.MATCH_PENDING, queue=QueueName.MATCH, coalesce=COALESCE_MATCH, urgent=urgent)
+
+
+def make_offer(
+    session: Session,
+    request: ServiceRequest,
+    *,
+    provider_id: int,
+    caregiver_id: int | None,
+    distance_km: float | None = None,
+    score: float | None = None,
+    score_parts: dict[str, Any] | None = None,
+) -> Offer:
+    """Offer a queued request to a provider with a deadline, and owe its expiry."""
+    assert request.id is not None
+    now = utcnow()
+    offer = Offer(
+        request_id=request.id,
+        provider_id=provider_id,
+        caregiver_id=caregiver_id,
+        expires_at=now + timedelta(seconds=get_settings().offer_ttl_seconds),
+        distance_km=distance_km,
+        score=score,
+        score_parts=score_parts or {},
+    )
+    session.add(offer)
+    session.flush()
+    transition(
+        session,
+        request,
+        RequestStatus.OFFERED,
+        event_provider_id=provider_id,
+        data={
+            "offer_id": offer.id,
+            "provider_id": provider_id,
+            "caregiver_id": caregiver_id,
+            "expires_at": offer.expires_at.isoformat(),
+            "distance_km": distance_km,
+        },
+    )
+    add_job(session, JobName.EXPIRE_OFFER, queue=QueueName.MATCH, run_at=offer.expires_at, offer_id=offer.id)
+    return offer
+
+
+def _set_offer_status(session: Session, offer: Offer, target: OfferStatus, reason: str = "") -> bool:
+    """Compare-and-set an offer out of pending; False if it was no longer pending."""
+    now = utcnow()
+    result = session.execute(
+        update(Offer)
+        .where(col(Offer.id) == offer.id, col(Offer.status) == OfferStatus.PENDING)
+        .values(status=target, responded_at=now, reason=reason)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    for key, value in (("status", target.value), ("responded_at", now), ("reason", reason)):
+        set_committed_value(offer, key, value)
+    return True
+
+
+def get_offer(session: Session, *, principal: Principal, offer_id: int) -> Offer:
+    offer = session.get(Offer, offer_id)
+    if offer is None or not can_see_offer(principal, offer):
+        raise NotFound(f"offer {offer_id} not found")
+    return offer
+
+
+def can_see_offer(principal: Principal, offer: Offer) -> bool:
+    if principal.role == Role.PROVIDER:
+        return principal.provider_id == offer.provider_id
+    return principal.role in (Role.ADMIN, Role.OPERATOR, Role.MANAGER)
+
+
+def accept(session: Session, *, principal: Principal, offer_id: int) -> ServiceRequest:
+    """The provider takes the job. Of all offers of a request at most one is ever accepted:
+    the offer's compare-and-set, the request's, and a unique index all stand guard."""
+    offer = get_offer(session, principal=principal, offer_id=offer_id)
+    if offer.status != OfferStatus.PENDING:
+        raise Conflict(f"offer {offer_id} is {offer.status}, no longer pending")
+    if offer.expires_at <= utcnow():
+        raise Conflict(f"offer {offer_id} expired at {offer.expires_at.isoformat()}")
+    request = session.get(ServiceRequest, offer.request_id)
+    assert request is not None
+    if request.status != RequestStatus.OFFERED or not _set_offer_status(session, offer, OfferStatus.ACCEPTED):
+        raise Conflict(f"offer {offer_id} is no longer pending")
+    transition(
+        session,
+        request,
+        RequestStatus.ASSIGNED,
+        provider_id=offer.provider_id,
+        caregiver_id=offer.caregiver_id,
+        assigned_at=utcnow(),
+        data={"offer_id": offer.id, "provider_id": offer.provider_id, "caregiver_id": offer.caregiver_id},
+    )
+    return request
+
+
+def decline(session: Session, *, principal: Principal, offer_id: int, reason: str) -> ServiceRequest:
+    offer = get_offer(session, principal=principal, offer_id=offer_id)
+    if not _set_offer_status(session, offer, OfferStatus.DECLINED, reason):
+        raise Conflict(f"offer {offer_id} is {offer.status}, no longer pending")
+    request = session.get(ServiceRequest, offer.request_id)
+    assert request is not None
+    _requeue(session, request, offer, "request.declined", reason)
+    return request
+
+
+def expire(session: Session, *, offer_id: int) -> bool:
+    """Expire an unanswered offer and send the request to the next candidate. Safe to run
+    twice, and quiet when the offer was answered in the meantime."""
+    offer = session.get(Offer, offer_id)
+    if offer is None or offer.status != OfferStatus.PENDING:
+        return False
+    if offer.expires_at > utcnow() + _EXPIRY_TOLERANCE:
+        # Too early (a re-delivered job): owe the expiry again at the right time.
+        add_job(
+            session, JobName.EXPIRE_OFFER, queue=QueueName.MATCH, run_at=offer.expires_at, offer_id=offer.id
+        )
+        return False
+    if not _set_offer_status(session, offer, OfferStatus.EXPIRED, "no answer in time"):
+        return False
+    request = session.get(ServiceRequest, offer.request_id)
+    assert request is not None
+    _requeue(session, request, offer, "request.expired", "no answer in time")
+    return True
+
+
+def _requeue(session: Session, request: ServiceRequest, offer: Offer, event_type: str, reason: str) -> None:
+    if request.status != RequestStatus.OFFERED:
+        return  # already escalated, cancelled or dispatched by hand: nothing to send on
+    transition(
+        session,
+        request,
+        RequestStatus.QUEUED,
+        event_type=event_type,
+        event_provider_id=offer.provider_id,
+        data={"offer_id": offer.id, "provider_id": offer.provider_id, "reason": reason},
+    )
+    request_matching(session, urgent=request.priority == "urgent")
+
+
+def withdraw_pending(session: Session, *, request_id: int, reason: str) -> list[Offer]:
+    """Withdraw the pending offer(s) of a request that was placed or closed some other way."""
+    offers = session.exec(
+        select(Offer).where(Offer.request_id == request_id, col(Offer.status) == OfferStatus.PENDING)
+    ).all()
+    return [o for o in offers if _set_offer_status(session, o, OfferStatus.WITHDRAWN, reason)]
+
+
+def list_offers(
+    session: Session, *, principal: Principal, status: OfferStatus | None, limit: int, offset: int
+) -> Sequence[Offer]:
+    stmt = select(Offer)
+    if principal.role == Role.PROVIDER:
+        stmt = stmt.where(Offer.provider_id == principal.provider_id)
+    if status is not None:
+        stmt = stmt.where(Offer.status == status)
+    return session.exec(stmt.order_by(col(Offer.id).desc()).offset(offset).limit(limit)).all()
+
+
+def offer_reads(session: Session, offers: Sequence[Offer]) -> list[OfferRead]:
+    request_ids = {o.request_id for o in offers}
+    rows = session.exec(
+        select(ServiceRequest, Elder)
+        .join(Elder, col(Elder.id) == ServiceRequest.elder_id)
+        .where(col(ServiceRequest.id).in_(request_ids))
+    ).all()
+    by_request = {r.id: (r, e) for r, e in rows}
+    out = []
+    for o in offers:
+        request, elder = by_request[o.request_id]
+        assert o.id is not None
+        out.append(
+            OfferRead(
+                id=o.id,
+                request_id=o.request_id,
+                provider_id=o.provider_id,
+                caregiver_id=o.caregiver_id,
+                status=OfferStatus(o.status),
+                expires_at=o.expires_at,
+                created_at=o.created_at,
+                kind=request.kind,  # type: ignore[arg-type]
+                window_start=request.window_start,
+                window_end=request.window_end,
+                distance_km=o.distance_km,
+                score=o.score,
+                score_parts={k: float(v) for k, v in o.score_parts.items()},
+                reason=o.reason,
+                elder=ElderSummary(
+                    name=mask_name(elder.name),
+                    township=elder.township,
+                    address=elder.address,
+                    phone=mask_phone(elder.phone),
+                ),
+            )
+        )
+    return out

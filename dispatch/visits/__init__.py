@@ -1,0 +1,1 @@
+"""Visit verification (check-in/out, the six facts of EVV) and feedback."""

@@ -1,0 +1,41 @@
+"""Cron jobs: the outbox relay and the sweeper, the real guarantee behind every wake-up."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from dispatch.core.config import get_settings
+from dispatch.core.db import session_scope
+from dispatch.core.jobs import COALESCE_MATCH, JobName, QueueName
+from dispatch.core.outbox import enqueue_rows, mark_enqueued, stale_rows, wake
+from dispatch.orders import sweep as sweeper
+
+log = logging.getLogger(__name__)
+
+RELAY_AFTER = timedelta(seconds=5)
+
+
+def relay_outbox() -> int:
+    """Hand to RQ the outbox rows whose fast path failed or was lost."""
+    with session_scope(write=False) as session:
+        rows = stale_rows(session, older_than=RELAY_AFTER)
+    if not rows:
+        return 0
+    sent = enqueue_rows(rows)
+    with session_scope() as session:
+        mark_enqueued(session, sent)
+    log.warning("relayed %d outbox row(s) the fast path had not delivered", len(sent))
+    return len(sent)
+
+
+def sweep() -> dict[str, int]:
+    settings = get_settings()
+    with session_scope() as session:
+        result = sweeper.sweep(session, stale_after=timedelta(seconds=settings.stale_after_seconds))
+    if result.stale_queued:
+        # Queued requests nobody touched: their wake-up was lost. Force a matcher run.
+        wake(COALESCE_MATCH, JobName.MATCH_PENDING, QueueName.MATCH, force=True)
+    if result.escalated or result.expired or result.stale_queued:
+        log.info("sweep: %s", result)
+    return {"escalated": result.escalated, "expired": result.expired, "stale_queued": result.stale_queued}

@@ -1,0 +1,15 @@
+"""Offer jobs."""
+
+from __future__ import annotations
+
+from dispatch.core.db import session_scope
+from dispatch.core.outbox import claim
+from dispatch.orders import offers
+
+
+def expire_offer(*, offer_id: int, outbox_id: int | None = None) -> bool:
+    """Expire an unanswered offer (scheduled at its deadline by RQ's scheduler)."""
+    with session_scope() as session:
+        if not claim(session, outbox_id):
+            return False  # an earlier run already did it
+        return offers.expire(session, offer_id=offer_id)

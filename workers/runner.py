@@ -1,0 +1,44 @@
+"""Start an RQ worker on one queue, or the `rq cron` scheduler."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from rq import SimpleWorker, Worker
+from rq.cron import CronScheduler
+from rq.worker import BaseWorker
+
+from dispatch.core.config import get_settings
+from dispatch.core.redis import get_queue, get_redis, serializer_for
+
+log = logging.getLogger(__name__)
+
+WORKER_CLASSES: dict[str, type[BaseWorker]] = {"simple": SimpleWorker, "fork": Worker}
+
+
+def run_worker(queue_name: str, *, burst: bool = False, worker_class: str = "simple") -> bool:
+    """One queue per worker process: RQ tracks a popped job reliably only then.
+
+    The default class is RQ's SimpleWorker: our jobs are trusted and short, and forking a
+    work horse per job costs milliseconds each (see bench/). Job timeouts still apply."""
+    settings = get_settings()
+    conn = get_redis()
+    cls = WORKER_CLASSES[worker_class]
+    worker = cls(
+        [get_queue(queue_name, conn)],
+        connection=conn,
+        serializer=serializer_for(queue_name),
+        name=f"{socket.gethostname()}.{os.getpid()}.{queue_name}",
+        maintenance_interval=settings.worker_maintenance_interval,
+        default_result_ttl=60,
+    )
+    return worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
+
+
+def run_scheduler() -> None:
+    """The `rq cron` scheduler with the platform's cron configuration (workers/cron.py)."""
+    scheduler = CronScheduler(connection=get_redis(), logging_level=get_settings().log_level)
+    scheduler.load_config_from_file("workers.cron")
+    scheduler.start()
