@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Annotated
 
 import typer
@@ -217,11 +218,24 @@ def up(
 
 
 def _welcome(demo: bool) -> None:
+    import urllib.error
+    import urllib.request
+
     from dispatch.demo.seed import DEMO_ACCOUNTS
 
     settings = get_settings()
     url = f"http://{settings.host}:{settings.port}"
-    console.print(f"\n[bold green]eldercare is starting at {url}[/bold green]  (API docs: {url}/docs)")
+    deadline = time.monotonic() + 60
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
+    while time.monotonic() < deadline:  # wait until the API answers before inviting anyone in
+        try:
+            with opener.open(f"{url}/readyz", timeout=1) as answer:
+                if answer.status == 200:
+                    break
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    console.print(f"\n[bold green]eldercare is running at {url}[/bold green]  (API docs: {url}/docs)")
     if demo:
         table = Table(title="demo accounts")
         table.add_column("role")

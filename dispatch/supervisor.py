@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
@@ -68,7 +69,7 @@ class Supervisor:
         assert process.stdout is not None
         for raw in process.stdout:
             line = raw.decode("utf-8", "replace").rstrip()
-            self.console.print(f"[cyan]{child.name:>10}[/cyan] | {line}", highlight=False, markup=False)
+            self.console.print(Text.assemble((f"{child.name:>18}", "cyan"), " | ", line), soft_wrap=True)
 
     def status_table(self) -> Table:
         table = Table(title="eldercare processes", show_lines=False)
@@ -86,7 +87,8 @@ class Supervisor:
                 self.start(child)
             self.console.print(self.status_table())
             if on_started:
-                on_started()
+                # In a thread: the loop below must keep watching the children meanwhile.
+                threading.Thread(target=on_started, daemon=True).start()
             while not self._stop.wait(0.25):
                 self._check_children()
         finally:

@@ -34,11 +34,11 @@ def run_worker(queue_name: str, *, burst: bool = False, worker_class: str = "sim
         maintenance_interval=settings.worker_maintenance_interval,
         default_result_ttl=60,
     )
-    return worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
+    return worker.work(burst=burst, with_scheduler=True, logging_level=settings.rq_log_level)
 
 
 def run_scheduler() -> None:
     """The `rq cron` scheduler with the platform's cron configuration (workers/cron.py)."""
-    scheduler = CronScheduler(connection=get_redis(), logging_level=get_settings().log_level)
+    scheduler = CronScheduler(connection=get_redis(), logging_level=get_settings().rq_log_level)
     scheduler.load_config_from_file("workers.cron")
     scheduler.start()

@@ -22,9 +22,20 @@ from dispatch.core.types import UTCDateTime
 
 log = logging.getLogger(__name__)
 
-_hasher = PasswordHasher()
-# Verified against when a username does not exist, so both cases cost the same time.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+_HASHERS: dict[tuple[int, int], tuple[PasswordHasher, str]] = {}
+
+
+def _hasher() -> tuple[PasswordHasher, str]:
+    """The Argon2id hasher of the configured cost, and a dummy hash verified when a username
+    does not exist, so that both cases take the same time."""
+    settings = get_settings()
+    key = (settings.password_hash_time_cost, settings.password_hash_memory_kib)
+    if key not in _HASHERS:
+        hasher = PasswordHasher(time_cost=key[0], memory_cost=key[1])
+        _HASHERS[key] = (hasher, hasher.hash("not-a-real-password"))
+    return _HASHERS[key]
+
+
 TOKEN_ALGORITHM = "HS256"
 
 
@@ -81,12 +92,13 @@ class Principal:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher()[0].hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
+    hasher, dummy = _hasher()
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return hasher.verify(password_hash or dummy, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     allowed_origins: str = ""
     secret_key: SecretStr | None = None
     token_ttl_seconds: int = 12 * 3600
+    # Argon2id cost (RFC 9106's second recommended profile by default). Tests lower it for speed.
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=64 * 1024, ge=1024)
 
     # Dispatch timing.
     offer_ttl_seconds: int = Field(default=90, ge=1)
@@ -48,6 +51,8 @@ class Settings(BaseSettings):
     operator_phone: str = "+862268000000"
 
     log_level: str = "INFO"
+    # RQ logs every job at INFO; that drowns everything else on one terminal.
+    rq_log_level: str = "WARNING"
 
     @field_validator("database_url", "redis_url", "public_base_url", mode="before")
     @classmethod
