@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 
 from dispatch.accounts.api import router as accounts_router
 from dispatch.console.api import router as console_router
@@ -16,8 +15,11 @@ from dispatch.core import health
 from dispatch.core.errors import install_error_handlers
 from dispatch.core.middleware import SecurityHeaders
 from dispatch.elders.api import router as elders_router
+from dispatch.notify.api import router as messages_router
 from dispatch.orders.api import router as orders_router
 from dispatch.visits.api import router as visits_router
+from dispatch.web.api import mount_static
+from dispatch.web.api import router as web_router
 from services.api import router as providers_router
 
 log = logging.getLogger(__name__)
@@ -52,12 +54,11 @@ def create_app() -> FastAPI:
         providers_router,
         orders_router,
         visits_router,
+        messages_router,
         console_router,
     ):
         app.include_router(router)
 
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
+    app.include_router(web_router)
+    mount_static(app)
     return app

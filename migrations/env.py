@@ -12,8 +12,10 @@ import dispatch.core.auth  # noqa: F401
 import dispatch.core.events  # noqa: F401
 import dispatch.core.outbox  # noqa: F401
 import dispatch.elders.models  # noqa: F401
+import dispatch.notify.models  # noqa: F401
 import dispatch.orders.models  # noqa: F401
 import dispatch.visits.models  # noqa: F401
+import dispatch.welfare.models  # noqa: F401
 import services.models  # noqa: F401
 
 config = context.config

@@ -18,6 +18,7 @@ class JobName(StrEnum):
     EXPIRE_OFFER = "workers.offers.expire_offer"
     RELAY_OUTBOX = "workers.maintenance.relay_outbox"
     SWEEP = "workers.maintenance.sweep"
+    SEND_SMS = "workers.notify.send_sms"
 
 
 # Outbox rows with a coalesce key wake one shared job instead of one job per row.

@@ -20,6 +20,19 @@ class RequestDetails(BaseModel):
     skills: list[Skill] = Field(default_factory=list, max_length=5)
 
 
+class RequestDetailsRead(BaseModel):
+    """Details as stored: what the caller gave, plus what the platform added (a welfare check's
+    reason, the plan a scheduled request came from)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    slot: Literal["lunch", "dinner"] | None = None
+    delivery: bool | None = None
+    skills: list[str] = Field(default_factory=list)
+    welfare: bool | None = None
+    reason: str | None = None
+
+
 class RequestCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,7 +76,7 @@ class RequestRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     timeline: list[TimelineEntry]
-    details: RequestDetails
+    details: RequestDetailsRead
     window_start: datetime
     window_end: datetime
     note: str

@@ -32,7 +32,14 @@ from dispatch.orders.models import (
     RequestKind,
     ServiceRequest,
 )
-from dispatch.orders.schemas import AssignBody, RequestCreate, RequestDetails, RequestRead, TimelineEntry
+from dispatch.orders.schemas import (
+    AssignBody,
+    RequestCreate,
+    RequestDetails,
+    RequestDetailsRead,
+    RequestRead,
+    TimelineEntry,
+)
 from services.models import Caregiver, Provider
 
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -248,7 +255,7 @@ def request_reads(session: Session, requests: Sequence[ServiceRequest]) -> list[
             created_at=r.created_at,
             updated_at=r.updated_at,
             timeline=timelines[r.id or 0],
-            details=RequestDetails.model_validate(r.details),
+            details=RequestDetailsRead.model_validate(r.details),
             window_start=r.window_start,
             window_end=r.window_end,
             note=r.note,

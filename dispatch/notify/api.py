@@ -1,0 +1,33 @@
+"""The outbox view: messages the platform sent or would send, with delivery status."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from dispatch.core.auth import Principal, Role, require_roles
+from dispatch.core.db import SessionDep
+from dispatch.notify import service as notify_service
+from dispatch.notify.models import MessageStatus
+from dispatch.notify.schemas import MessageRead
+
+router = APIRouter(prefix="/api/messages", tags=["messages"])
+
+Staff = Annotated[Principal, require_roles(Role.OPERATOR, Role.ADMIN, Role.MANAGER)]
+
+
+@router.get("", response_model=list[MessageRead])
+def list_messages(
+    session: SessionDep,
+    principal: Staff,
+    request_id: Annotated[int | None, Query(ge=1)] = None,
+    status: MessageStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[MessageRead]:
+    """Newest first. Numbers are masked for roles that need not see them."""
+    rows = notify_service.list_messages(
+        session, request_id=request_id, status=status, limit=limit, offset=offset
+    )
+    return [notify_service.message_read(principal, m) for m in rows]

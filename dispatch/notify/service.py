@@ -1,0 +1,116 @@
+"""Queue messages in the caller's transaction; the send job hands them to a gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from dispatch.core.auth import Principal, visible_phone
+from dispatch.core.clock import utcnow
+from dispatch.core.jobs import JobName, QueueName
+from dispatch.core.outbox import add_job
+from dispatch.notify.gateway import SendResult
+from dispatch.notify.models import Message, MessageStatus
+from dispatch.notify.schemas import MessageRead
+
+MAX_ATTEMPTS = 5
+
+
+def queue_sms(
+    session: Session,
+    *,
+    to: str,
+    body: str,
+    purpose: str,
+    audience: str,
+    request_id: int | None = None,
+    elder_id: int | None = None,
+    provider_id: int | None = None,
+) -> Message:
+    """Owe an SMS: the message row and its send job commit with the change that caused them."""
+    message = Message(
+        to_phone=to,
+        body=body[:480],
+        purpose=purpose,
+        audience=audience,
+        request_id=request_id,
+        elder_id=elder_id,
+        provider_id=provider_id,
+    )
+    session.add(message)
+    session.flush()
+    add_job(session, JobName.SEND_SMS, queue=QueueName.NOTIFY, message_id=message.id)
+    return message
+
+
+def claim_for_sending(session: Session, *, message_id: int) -> Message | None:
+    """queued -> sending, as a compare-and-set: two runs of the send job never both send."""
+    result = session.execute(
+        update(Message)
+        .where(col(Message.id) == message_id, col(Message.status) == MessageStatus.QUEUED)
+        .values(status=MessageStatus.SENDING, attempts=Message.attempts + 1, updated_at=utcnow())
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return None
+    return session.get(Message, message_id)
+
+
+def record_result(session: Session, *, message_id: int, result: SendResult) -> None:
+    message = session.get(Message, message_id)
+    if message is None:
+        return
+    message.status = result.status
+    message.provider_sid = result.sid or message.provider_sid
+    message.error = result.error[:200]
+    message.sent_at = utcnow() if result.status in (MessageStatus.SENT, MessageStatus.OUTBOX_ONLY) else None
+    message.updated_at = utcnow()
+    session.add(message)
+
+
+def release_after_error(session: Session, *, message_id: int, error: str) -> bool:
+    """Put a message back in the queue after a failed attempt; True if it may be retried."""
+    message = session.get(Message, message_id)
+    if message is None:
+        return False
+    retry = message.attempts < MAX_ATTEMPTS
+    message.status = MessageStatus.QUEUED if retry else MessageStatus.FAILED
+    message.error = error[:200]
+    message.updated_at = utcnow()
+    session.add(message)
+    return retry
+
+
+def list_messages(
+    session: Session,
+    *,
+    request_id: int | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[Message]:
+    stmt = select(Message)
+    if request_id is not None:
+        stmt = stmt.where(Message.request_id == request_id)
+    if status is not None:
+        stmt = stmt.where(Message.status == status)
+    return session.exec(stmt.order_by(col(Message.id).desc()).offset(offset).limit(limit)).all()
+
+
+def message_read(principal: Principal, message: Message) -> MessageRead:
+    assert message.id is not None
+    return MessageRead(
+        id=message.id,
+        to=visible_phone(principal, message.to_phone) or "",
+        body=message.body,
+        purpose=message.purpose,
+        audience=message.audience,
+        request_id=message.request_id,
+        elder_id=message.elder_id,
+        status=message.status,  # type: ignore[arg-type]
+        attempts=message.attempts,
+        error=message.error,
+        created_at=message.created_at,
+        sent_at=message.sent_at,
+    )
