@@ -12,7 +12,7 @@ from dispatch.accounts.api import router as accounts_router
 from dispatch.console.api import router as console_router
 from dispatch.console.hub import EventHub
 from dispatch.core import health
-from dispatch.core.errors import install_error_handlers
+from dispatch.core.errors import ERROR_RESPONSES, install_error_handlers
 from dispatch.core.middleware import SecurityHeaders
 from dispatch.elders.api import router as elders_router
 from dispatch.notify.api import router as messages_router
@@ -57,7 +57,7 @@ def create_app() -> FastAPI:
         messages_router,
         console_router,
     ):
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
 
     app.include_router(web_router)
     mount_static(app)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from dispatch.core.auth import CurrentPrincipal, Principal, Role, require_roles
 from dispatch.core.db import SessionDep
-from dispatch.core.validation import Township
+from dispatch.core.validation import IdPath, Offset, Township
 from services import service as provider_service
 from services.models import ProviderKind
 from services.schemas import CaregiverCreate, CaregiverRead, ProviderCreate, ProviderRead, ProviderUpdate
@@ -33,7 +33,7 @@ def list_providers(
     kind: ProviderKind | None = None,
     township: Township | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[ProviderRead]:
     """Providers, filtered by kind and township. A provider account sees only itself."""
     rows = provider_service.list_providers(
@@ -43,14 +43,14 @@ def list_providers(
 
 
 @router.get("/{provider_id}", response_model=ProviderRead)
-def get_provider(provider_id: int, session: SessionDep, principal: CurrentPrincipal) -> ProviderRead:
+def get_provider(provider_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> ProviderRead:
     provider = provider_service.get_provider(session=session, provider_id=provider_id, principal=principal)
     return provider_service.provider_read(provider)
 
 
 @router.patch("/{provider_id}", response_model=ProviderRead)
 def update_provider(
-    provider_id: int, provider_in: ProviderUpdate, session: SessionDep, principal: RegistryEditor
+    provider_id: IdPath, provider_in: ProviderUpdate, session: SessionDep, principal: RegistryEditor
 ) -> ProviderRead:
     provider = provider_service.get_provider(session=session, provider_id=provider_id, principal=principal)
     provider = provider_service.update_provider(session=session, provider=provider, provider_in=provider_in)
@@ -59,7 +59,7 @@ def update_provider(
 
 @router.post("/{provider_id}/caregivers", response_model=CaregiverRead, status_code=201)
 def add_caregiver(
-    provider_id: int, caregiver_in: CaregiverCreate, session: SessionDep, principal: RegistryEditor
+    provider_id: IdPath, caregiver_in: CaregiverCreate, session: SessionDep, principal: RegistryEditor
 ) -> CaregiverRead:
     provider = provider_service.get_provider(session=session, provider_id=provider_id, principal=principal)
     caregiver = provider_service.add_caregiver(session=session, provider=provider, caregiver_in=caregiver_in)
@@ -68,7 +68,7 @@ def add_caregiver(
 
 @router.get("/{provider_id}/caregivers", response_model=list[CaregiverRead])
 def list_caregivers(
-    provider_id: int, session: SessionDep, principal: CurrentPrincipal
+    provider_id: IdPath, session: SessionDep, principal: CurrentPrincipal
 ) -> list[CaregiverRead]:
     provider_service.get_provider(session=session, provider_id=provider_id, principal=principal)
     return [

@@ -20,6 +20,7 @@ from dispatch.core.auth import (
 )
 from dispatch.core.db import SessionDep
 from dispatch.core.errors import Unauthorized
+from dispatch.core.validation import Offset
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
@@ -30,8 +31,8 @@ Admin = Annotated[Principal, require_roles(Role.ADMIN)]
 def sign_in(
     request: Request,
     session: SessionDep,
-    username: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=128)],
+    username: Annotated[str, Form(min_length=1, max_length=64)],
+    password: Annotated[str, Form(min_length=1, max_length=128)],
 ) -> Token:
     """OAuth2 password flow: a bearer token for `Authorization: Bearer <token>`."""
     address = request.client.host if request.client else "unknown"
@@ -63,7 +64,7 @@ def list_users(
     _: Admin,
     role: Role | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[UserRead]:
     return [
         account_service.user_read(u)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dispatch.core.auth import Role
-from dispatch.core.validation import PhoneNumber
+from dispatch.core.validation import MAX_INT, PhoneNumber
 
 
 class Token(BaseModel):
@@ -22,8 +22,8 @@ class UserCreate(BaseModel):
     role: Role
     display_name: str = Field(default="", max_length=64)
     phone: PhoneNumber | None = None
-    provider_id: int | None = Field(default=None, ge=1)
-    caregiver_id: int | None = Field(default=None, ge=1)
+    provider_id: int | None = Field(default=None, ge=1, le=MAX_INT)
+    caregiver_id: int | None = Field(default=None, ge=1, le=MAX_INT)
 
     @model_validator(mode="after")
     def _binding(self) -> UserCreate:

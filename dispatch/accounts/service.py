@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 
 from dispatch.accounts.schemas import UserCreate, UserRead
 from dispatch.core.auth import User, hash_password
-from dispatch.core.errors import Conflict, Unprocessable
+from dispatch.core.errors import Conflict, NotFound
 from services.models import Caregiver, Provider
 
 
@@ -16,11 +16,11 @@ def create_user(*, session: Session, user_in: UserCreate) -> User:
     if session.exec(select(User).where(User.username == user_in.username)).first() is not None:
         raise Conflict(f"username {user_in.username!r} is taken")
     if user_in.provider_id is not None and session.get(Provider, user_in.provider_id) is None:
-        raise Unprocessable(f"provider {user_in.provider_id} does not exist")
+        raise NotFound(f"provider {user_in.provider_id} not found")
     if user_in.caregiver_id is not None:
         caregiver = session.get(Caregiver, user_in.caregiver_id)
         if caregiver is None or caregiver.provider_id != user_in.provider_id:
-            raise Unprocessable(
+            raise Conflict(
                 f"caregiver {user_in.caregiver_id} does not work for provider {user_in.provider_id}"
             )
     user = User(

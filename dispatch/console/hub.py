@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 CLIENT_QUEUE_SIZE = 2000
 POLL_SECONDS = 1.0
 FETCH_LIMIT = 2000
+STOP_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
@@ -84,17 +85,20 @@ class EventHub:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._fetch = fetch or _fetch_events
+        self._closing = False
 
     async def start(self) -> None:
         self.last_seq = await asyncio.to_thread(_current_seq)
         self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._listen())]
 
     async def stop(self) -> None:
+        """Stop within a bounded time: a library that swallows a cancellation must not hang
+        the shutdown of the whole process."""
+        self._closing = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
         for client in list(self.clients):
             client.close()
 
@@ -110,14 +114,22 @@ class EventHub:
     async def _listen(self) -> None:
         """Turn Redis pings into wake-ups; reconnect with a back-off when Redis goes away."""
         delay = 0.5
-        while True:
+        conn = aioredis.Redis.from_url(redis_url())
+        try:
+            await self._subscribe_loop(conn, delay)
+        finally:
+            await conn.aclose()
+
+    async def _subscribe_loop(self, conn: aioredis.Redis, delay: float) -> None:
+        while not self._closing:
             try:
-                conn = aioredis.Redis.from_url(redis_url())
                 async with conn.pubsub() as pubsub:
                     await pubsub.subscribe(EVENTS_CHANNEL)
                     delay = 0.5
                     self.poke()  # catch up on anything written while we were not listening
                     async for message in pubsub.listen():
+                        if self._closing:
+                            return
                         if message.get("type") == "message":
                             self.poke()
             except asyncio.CancelledError:
@@ -128,7 +140,7 @@ class EventHub:
                 delay = min(delay * 2, 5.0)
 
     async def _pump(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
             self._wake.clear()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,26 @@ class Unprocessable(DomainError):
 
 class RateLimited(DomainError):
     status_code = 429
+
+
+class ErrorBody(BaseModel):
+    detail: Any = Field(description="What was wrong, for a person to read (a list of field errors for 422).")
+    error: str | None = Field(default=None, description="The error's name, e.g. NotFound, Conflict.")
+
+
+_ERROR_TEXT = {
+    400: "Bad request",
+    401: "Not signed in or token invalid",
+    403: "This role may not do this",
+    404: "Not found, or outside the caller's scope",
+    409: "Conflicts with the current state",
+    422: "Invalid input",
+    429: "Too many attempts",
+}
+# Documented on every API route, so clients (and schemathesis) know every answer they may get.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text} for code, text in _ERROR_TEXT.items()
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -5,11 +5,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from dispatch.core.geo import DISTRICT_BOUNDS, TOWNSHIPS
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+
+
+# The canonical forms, as documented in the OpenAPI schema: E.164, a Chinese mobile, or a
+# Chinese landline with its trunk 0. Spaces, hyphens and brackets are tolerated on input.
+PHONE_PATTERN = r"^\+[1-9][0-9]{7,14}$|^1[3-9][0-9]{9}$|^0[1-9][0-9]{8,10}$"
 
 
 def normalise_phone(raw: str) -> str:
@@ -18,7 +24,7 @@ def normalise_phone(raw: str) -> str:
     digits = re.sub(r"\D", "", text)
     if text.startswith("+"):
         number = digits
-    elif digits.startswith("00"):
+    elif digits.startswith("00") and len(digits) > 10:
         number = digits[2:]
     elif digits.startswith("86") and len(digits) == 13:
         number = digits
@@ -61,19 +67,59 @@ def _hhmm(value: str) -> str:
     return value
 
 
-PhoneNumber = Annotated[str, Field(min_length=3, max_length=32), AfterValidator(_phone)]
-Township = Annotated[str, AfterValidator(_township)]
-# Finite coordinates on Earth first, then inside the district.
-Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False), AfterValidator(_lat)]
-Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False), AfterValidator(_lon)]
-ClockTime = Annotated[str, AfterValidator(_hhmm)]
+PhoneNumber = Annotated[
+    str,
+    Field(min_length=3, max_length=32),
+    AfterValidator(_phone),
+    WithJsonSchema({"type": "string", "pattern": PHONE_PATTERN, "examples": ["+8613800000001"]}),
+]
+Township = Annotated[
+    str,
+    AfterValidator(_township),
+    WithJsonSchema(
+        {"type": "string", "enum": list(TOWNSHIPS), "description": "A township of Jinghai District"}
+    ),
+]
+# Finite coordinates inside the district (the schema says so, the validator explains it).
+Latitude = Annotated[
+    float,
+    Field(allow_inf_nan=False),
+    AfterValidator(_lat),
+    WithJsonSchema(
+        {"type": "number", "minimum": DISTRICT_BOUNDS["lat"][0], "maximum": DISTRICT_BOUNDS["lat"][1]}
+    ),
+]
+Longitude = Annotated[
+    float,
+    Field(allow_inf_nan=False),
+    AfterValidator(_lon),
+    WithJsonSchema(
+        {"type": "number", "minimum": DISTRICT_BOUNDS["lon"][0], "maximum": DISTRICT_BOUNDS["lon"][1]}
+    ),
+]
+ClockTime = Annotated[
+    str,
+    AfterValidator(_hhmm),
+    WithJsonSchema({"type": "string", "pattern": _HHMM.pattern, "examples": ["07:30"]}),
+]
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S")]
 
 
-class PatchModel(BaseModel):
-    """A PATCH body: fields left out stay as they are; an explicit null is refused, not applied."""
+def _no_null_in_schema(schema: dict[str, Any]) -> None:
+    for prop in schema.get("properties", {}).values():
+        options = prop.get("anyOf")
+        if options:
+            kept = [o for o in options if o.get("type") != "null"]
+            prop.pop("anyOf")
+            prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+            prop.pop("default", None)
 
-    model_config = ConfigDict(extra="forbid")
+
+class PatchModel(BaseModel):
+    """A PATCH body: fields left out stay as they are; an explicit null is refused, not applied
+    (and the schema says so: no field admits null)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_in_schema)
 
     @model_validator(mode="before")
     @classmethod
@@ -83,3 +129,10 @@ class PatchModel(BaseModel):
             if nulls:
                 raise ValueError(f"null is not a value for: {', '.join(nulls)} (leave the field out instead)")
         return data
+
+
+# Ids and offsets stay within a 64-bit integer, so no database driver ever overflows on them.
+MAX_INT = 2**63 - 1
+IdPath = Annotated[int, Path(ge=1, le=MAX_INT)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_INT)]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT)]

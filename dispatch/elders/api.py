@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from dispatch.core import audit
 from dispatch.core.auth import CurrentPrincipal, Principal, Role, require_roles
 from dispatch.core.db import SessionDep
-from dispatch.core.validation import PhoneNumber, Township
+from dispatch.core.validation import IdPath, Offset, PhoneNumber, Township
 from dispatch.elders import service as elder_service
 from dispatch.elders.schemas import ElderCreate, ElderRead, ElderUpdate, FamilyLinkCreate, FamilyMember
 
@@ -45,7 +45,7 @@ def find_elders(
     township: Township | None = None,
     name: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[ElderRead]:
     """Caller lookup (`phone`, exact on the normalised number, the elder's or a relative's) and listing."""
     elders = elder_service.find_elders(
@@ -63,7 +63,9 @@ def find_elders(
 
 
 @router.get("/{elder_id}", response_model=ElderRead)
-def get_elder(elder_id: int, request: Request, session: SessionDep, principal: CurrentPrincipal) -> ElderRead:
+def get_elder(
+    elder_id: IdPath, request: Request, session: SessionDep, principal: CurrentPrincipal
+) -> ElderRead:
     elder = elder_service.get_elder(session=session, principal=principal, elder_id=elder_id)
     audit.record(principal=principal, action="read", elder_ids=[elder_id], client=_client(request))
     return elder_service.elder_read(session=session, principal=principal, elder=elder)
@@ -71,7 +73,7 @@ def get_elder(elder_id: int, request: Request, session: SessionDep, principal: C
 
 @router.patch("/{elder_id}", response_model=ElderRead)
 def update_elder(
-    elder_id: int, elder_in: ElderUpdate, request: Request, session: SessionDep, principal: ElderEditor
+    elder_id: IdPath, elder_in: ElderUpdate, request: Request, session: SessionDep, principal: ElderEditor
 ) -> ElderRead:
     elder = elder_service.get_elder(session=session, principal=principal, elder_id=elder_id)
     elder = elder_service.update_elder(session=session, elder=elder, elder_in=elder_in)
@@ -89,7 +91,7 @@ def update_elder(
 
 @router.post("/{elder_id}/family", response_model=FamilyMember, status_code=201)
 def link_family(
-    elder_id: int, link_in: FamilyLinkCreate, request: Request, session: SessionDep, principal: ElderEditor
+    elder_id: IdPath, link_in: FamilyLinkCreate, request: Request, session: SessionDep, principal: ElderEditor
 ) -> FamilyMember:
     """Link a family account to the elder, with the elder's consent on what it may see."""
     elder = elder_service.get_elder(session=session, principal=principal, elder_id=elder_id)

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from dispatch.core.auth import Principal, Role, User, visible_phone
 from dispatch.core.clock import utcnow
-from dispatch.core.errors import NotFound, Unprocessable
+from dispatch.core.errors import Conflict, NotFound
 from dispatch.elders.models import Consent, Elder, FamilyLink
 from dispatch.elders.schemas import ElderCreate, ElderRead, ElderUpdate, FamilyLinkCreate, FamilyMember
 
@@ -87,9 +87,9 @@ def update_elder(*, session: Session, elder: Elder, elder_in: ElderUpdate) -> El
 def link_family(*, session: Session, elder: Elder, link_in: FamilyLinkCreate) -> FamilyLink:
     user = session.exec(select(User).where(User.username == link_in.username)).first()
     if user is None:
-        raise Unprocessable(f"no account named {link_in.username!r}")
+        raise NotFound(f"no account named {link_in.username!r}")
     if user.role != Role.FAMILY:
-        raise Unprocessable(f"account {link_in.username!r} is not a family account")
+        raise Conflict(f"account {link_in.username!r} is not a family account")
     assert elder.id is not None and user.id is not None
     link = session.exec(
         select(FamilyLink).where(FamilyLink.elder_id == elder.id, FamilyLink.user_id == user.id)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from dispatch.core.auth import Principal, Role, require_roles
 from dispatch.core.db import SessionDep
+from dispatch.core.validation import IdQuery, Offset
 from dispatch.notify import service as notify_service
 from dispatch.notify.models import MessageStatus
 from dispatch.notify.schemas import MessageRead
@@ -21,10 +22,10 @@ Staff = Annotated[Principal, require_roles(Role.OPERATOR, Role.ADMIN, Role.MANAG
 def list_messages(
     session: SessionDep,
     principal: Staff,
-    request_id: Annotated[int | None, Query(ge=1)] = None,
+    request_id: IdQuery = None,
     status: MessageStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[MessageRead]:
     """Newest first. Numbers are masked for roles that need not see them."""
     rows = notify_service.list_messages(

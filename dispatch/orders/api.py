@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Response
 
 from dispatch.core.auth import CurrentPrincipal, Principal, Role, require_roles
 from dispatch.core.db import SessionDep
-from dispatch.core.validation import Township
+from dispatch.core.validation import IdPath, IdQuery, Offset, Township
 from dispatch.orders import offers as offer_service
 from dispatch.orders import service as request_service
 from dispatch.orders.lifecycle import RequestStatus
@@ -53,9 +53,9 @@ def list_requests(
     status: RequestStatus | None = None,
     kind: RequestKind | None = None,
     township: Township | None = None,
-    elder_id: Annotated[int | None, Query(ge=1)] = None,
+    elder_id: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[RequestRead]:
     """Requests in the caller's scope, newest first."""
     rows = request_service.list_requests(
@@ -72,14 +72,14 @@ def list_requests(
 
 
 @router.get("/api/requests/{request_id}", response_model=RequestRead)
-def get_request(request_id: int, session: SessionDep, principal: CurrentPrincipal) -> RequestRead:
+def get_request(request_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> RequestRead:
     request = request_service.get_request(session=session, principal=principal, request_id=request_id)
     return request_service.request_reads(session, [request])[0]
 
 
 @router.post("/api/requests/{request_id}/cancel", response_model=RequestRead)
 def cancel_request(
-    request_id: int, session: SessionDep, principal: Canceller, body: CancelBody | None = None
+    request_id: IdPath, session: SessionDep, principal: Canceller, body: CancelBody | None = None
 ) -> RequestRead:
     request = request_service.cancel_request(
         session=session, principal=principal, request_id=request_id, reason=body.reason if body else ""
@@ -89,7 +89,7 @@ def cancel_request(
 
 @router.post("/api/requests/{request_id}/assign", response_model=RequestRead)
 def assign_request(
-    request_id: int, body: AssignBody, session: SessionDep, principal: Dispatcher
+    request_id: IdPath, body: AssignBody, session: SessionDep, principal: Dispatcher
 ) -> RequestRead:
     """Manual dispatch by an operator, also out of `escalated`."""
     request = request_service.assign_manually(
@@ -104,7 +104,7 @@ def list_offers(
     principal: OfferReader,
     status: OfferStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[OfferRead]:
     """The caller's provider's offers (staff see all)."""
     rows = offer_service.list_offers(session, principal=principal, status=status, limit=limit, offset=offset)
@@ -112,7 +112,7 @@ def list_offers(
 
 
 @router.post("/api/offers/{offer_id}/accept", response_model=RequestRead)
-def accept_offer(offer_id: int, session: SessionDep, principal: ProviderOnly) -> RequestRead:
+def accept_offer(offer_id: IdPath, session: SessionDep, principal: ProviderOnly) -> RequestRead:
     """Accept: the request becomes `assigned`. An offer no longer pending is 409."""
     request = offer_service.accept(session, principal=principal, offer_id=offer_id)
     return request_service.request_reads(session, [request])[0]
@@ -120,7 +120,7 @@ def accept_offer(offer_id: int, session: SessionDep, principal: ProviderOnly) ->
 
 @router.post("/api/offers/{offer_id}/decline", response_model=RequestRead)
 def decline_offer(
-    offer_id: int, session: SessionDep, principal: ProviderOnly, body: DeclineBody | None = None
+    offer_id: IdPath, session: SessionDep, principal: ProviderOnly, body: DeclineBody | None = None
 ) -> RequestRead:
     """Decline: the request goes to the next candidate."""
     request = offer_service.decline(

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from dispatch.core.validation import MAX_INT
 from dispatch.orders.lifecycle import RequestStatus
 from dispatch.orders.models import Channel, OfferStatus, Priority, RequestKind
 from services.models import Skill
@@ -36,7 +37,7 @@ class RequestDetailsRead(BaseModel):
 class RequestCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    elder_id: int = Field(ge=1)
+    elder_id: int = Field(ge=1, le=MAX_INT)
     kind: RequestKind
     details: RequestDetails = Field(default_factory=RequestDetails)
     window_start: AwareDatetime | None = None
@@ -121,8 +122,8 @@ class DeclineBody(BaseModel):
 class AssignBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    provider_id: int = Field(ge=1)
-    caregiver_id: int | None = Field(default=None, ge=1)
+    provider_id: int = Field(ge=1, le=MAX_INT)
+    caregiver_id: int | None = Field(default=None, ge=1, le=MAX_INT)
 
 
 class CancelBody(BaseModel):

@@ -290,15 +290,15 @@ def assign_manually(
         )
     provider = session.get(Provider, body.provider_id)
     if provider is None or not provider.active:
-        raise Unprocessable(f"provider {body.provider_id} does not exist or is inactive")
+        raise NotFound(f"provider {body.provider_id} not found or inactive")
     if body.caregiver_id is not None:
         caregiver = session.get(Caregiver, body.caregiver_id)
         if caregiver is None or caregiver.provider_id != provider.id:
-            raise Unprocessable(f"caregiver {body.caregiver_id} does not work for provider {provider.id}")
+            raise Conflict(f"caregiver {body.caregiver_id} does not work for provider {provider.id}")
     elder = elder_service.get_elder(session=session, principal=principal, elder_id=request.elder_id)
     info = request_info(request, elder.lat, elder.lon, set())
     if provider.kind not in provider_kinds_for(info):
-        raise Unprocessable(f"a {provider.kind} provider cannot serve a {request.kind} request")
+        raise Conflict(f"a {provider.kind} provider cannot serve a {request.kind} request")
     capacity.lock_providers(session, [body.provider_id])
     offers.withdraw_pending(session, request_id=request_id, reason="dispatched by an operator")
     pinfo = capacity.load_providers(session, [body.provider_id])[0]

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from dispatch.core.auth import Principal, Role, require_roles
 from dispatch.core.db import SessionDep
+from dispatch.core.validation import IdPath
 from dispatch.visits import service as visit_service
 from dispatch.visits.schemas import CheckIn, CheckOut, FeedbackIn, FeedbackRead, VisitRead
 
@@ -18,7 +19,7 @@ FeedbackGiver = Annotated[Principal, require_roles(Role.FAMILY, Role.OPERATOR, R
 
 
 @router.post("/{request_id}/check-in", response_model=VisitRead)
-def check_in(request_id: int, body: CheckIn, session: SessionDep, principal: ProviderOnly) -> VisitRead:
+def check_in(request_id: IdPath, body: CheckIn, session: SessionDep, principal: ProviderOnly) -> VisitRead:
     """The assigned provider arrives: the request goes `in_service`; the position is kept and
     flagged `location_mismatch` if more than 300 m from the elder's address."""
     visit = visit_service.check_in(session=session, principal=principal, request_id=request_id, body=body)
@@ -26,7 +27,7 @@ def check_in(request_id: int, body: CheckIn, session: SessionDep, principal: Pro
 
 
 @router.post("/{request_id}/check-out", response_model=VisitRead)
-def check_out(request_id: int, body: CheckOut, session: SessionDep, principal: ProviderOnly) -> VisitRead:
+def check_out(request_id: IdPath, body: CheckOut, session: SessionDep, principal: ProviderOnly) -> VisitRead:
     """The visit ends: the request is `completed`."""
     visit = visit_service.check_out(session=session, principal=principal, request_id=request_id, body=body)
     return visit_service.visit_read(visit)
@@ -34,7 +35,7 @@ def check_out(request_id: int, body: CheckOut, session: SessionDep, principal: P
 
 @router.post("/{request_id}/feedback", response_model=FeedbackRead, status_code=201)
 def give_feedback(
-    request_id: int, body: FeedbackIn, session: SessionDep, principal: FeedbackGiver
+    request_id: IdPath, body: FeedbackIn, session: SessionDep, principal: FeedbackGiver
 ) -> FeedbackRead:
     """Rate a completed request (1-5 and a comment)."""
     feedback = visit_service.give_feedback(
