@@ -7,6 +7,7 @@ import time
 
 import redis
 
+from dispatch.core import faults
 from dispatch.core.config import get_settings
 from dispatch.core.db import session_scope
 from dispatch.core.jobs import COALESCE_MATCH
@@ -43,6 +44,7 @@ def match_pending() -> dict[str, int]:
         snapshot = matching_service.load_snapshot(session)
     decisions = matching_service.decide(snapshot)
     cpu_ms = (time.process_time() - started) * 1000
+    faults.point("match.before_apply")
     with session_scope() as session:
         claim_coalesced(session, COALESCE_MATCH, up_to=snapshot.max_outbox_id)
         applied = matching_service.apply_decisions(session, snapshot, decisions)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 
+import redis
 from rq import SimpleWorker, Worker
 from rq.cron import CronScheduler
 from rq.worker import BaseWorker
@@ -37,8 +39,20 @@ def run_worker(queue_name: str, *, burst: bool = False, worker_class: str = "sim
     return worker.work(burst=burst, with_scheduler=True, logging_level=settings.rq_log_level)
 
 
-def run_scheduler() -> None:
-    """The `rq cron` scheduler with the platform's cron configuration (workers/cron.py)."""
-    scheduler = CronScheduler(connection=get_redis(), logging_level=get_settings().rq_log_level)
-    scheduler.load_config_from_file("workers.cron")
-    scheduler.start()
+def run_scheduler(*, retry_seconds: float = 1.0) -> None:
+    """The `rq cron` scheduler with the platform's cron configuration (workers/cron.py).
+
+    RQ's CronScheduler exits when Redis goes away; the relay and the sweeper are what rebuild
+    the queues after exactly that, so the scheduler restarts itself here at once instead of
+    waiting for a supervisor (a cold start costs seconds of imports)."""
+    while True:
+        scheduler = CronScheduler(connection=get_redis(), logging_level=get_settings().rq_log_level)
+        scheduler.load_config_from_file("workers.cron")
+        try:
+            scheduler.start()
+            return  # stopped on purpose (SIGTERM/SIGINT)
+        except redis.RedisError as exc:
+            log.warning(
+                "cron scheduler lost Redis (%s); restarting in %.0f s", type(exc).__name__, retry_seconds
+            )
+            time.sleep(retry_seconds)

@@ -26,6 +26,7 @@ router = APIRouter()
 REPLAY_PAGE = 1000
 CLOSE_POLICY = 1008  # authentication or origin refused
 CLOSE_TOO_SLOW = 1013  # "try again later": the client fell behind its queue bound
+CLOSE_TIMEOUT = 2.0
 
 
 def origin_allowed(websocket: WebSocket) -> bool:
@@ -82,6 +83,7 @@ async def events(websocket: WebSocket, token: str = "", since: int = 0) -> None:
     hub.register(client)  # before the replay, so nothing committed meanwhile falls in between
     try:
         sender = asyncio.create_task(_send(websocket, client, since))
+        client.hang_up = sender.cancel
         receiver = asyncio.create_task(_drain_incoming(websocket))
         done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
@@ -95,7 +97,8 @@ async def events(websocket: WebSocket, token: str = "", since: int = 0) -> None:
         hub.unregister(client)
         if websocket.client_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
-                await websocket.close(code=CLOSE_TOO_SLOW if client.dropped else 1000)
+                code = CLOSE_TOO_SLOW if client.dropped else 1000
+                await asyncio.wait_for(websocket.close(code=code), timeout=CLOSE_TIMEOUT)
 
 
 async def _send(websocket: WebSocket, client: Client, since: int) -> None:

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 
 from dispatch.core.auth import Principal, Role
+from dispatch.core.config import get_settings
 from dispatch.core.db import new_session
 from dispatch.core.events import EVENTS_CHANNEL, Event, events_after, last_seq
 from dispatch.core.redis import redis_url
 
 log = logging.getLogger(__name__)
 
-CLIENT_QUEUE_SIZE = 2000
 POLL_SECONDS = 1.0
 FETCH_LIMIT = 2000
 STOP_TIMEOUT = 3.0
@@ -44,8 +44,12 @@ class Client:
 
     principal: Principal
     elder_ids: frozenset[int] = frozenset()
-    queue: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE_SIZE))
+    queue: asyncio.Queue[Frame | None] = field(
+        default_factory=lambda: asyncio.Queue(get_settings().ws_client_queue)
+    )
     dropped: bool = False
+    # Set by the endpoint: hangs up even while a send is blocked on a client that stopped reading.
+    hang_up: Callable[[], object] | None = None
 
     def wants(self, frame: Frame) -> bool:
         role = self.principal.role
@@ -64,6 +68,8 @@ class Client:
             # Too slow: cut it off rather than let it hold memory or stall the others.
             self.dropped = True
             self.close()
+            if self.hang_up is not None:
+                self.hang_up()
 
     def close(self) -> None:
         """Tell the sender to hang up (None jumps the queue if it is full)."""

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     public_base_url: str = ""
     operator_phone: str = "+862268000000"
 
+    # Frames a websocket client may fall behind before it is cut off (it reconnects with since=).
+    ws_client_queue: int = Field(default=2000, ge=10)
+
     log_level: str = "INFO"
     # RQ logs every job at INFO; that drowns everything else on one terminal.
     rq_log_level: str = "WARNING"

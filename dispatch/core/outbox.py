@@ -22,6 +22,7 @@ from sqlalchemy import Index, event, text, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from dispatch.core import faults
 from dispatch.core.clock import utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.redis import get_queue, get_redis
@@ -31,7 +32,9 @@ log = logging.getLogger(__name__)
 
 WAKE_KEY = "eldercare:wake:{}"
 HURRY_KEY = "eldercare:hurry:{}"
-WAKE_TTL_SECONDS = 30
+# If the woken job is lost (a Redis restart from its append-only file keeps the flag but may
+# lose the job), new wake-ups are blocked this long at most; the sweeper also forces one.
+WAKE_TTL_SECONDS = 10
 _PENDING_KEY = "eldercare_outbox_pending"
 
 
@@ -196,6 +199,7 @@ def _relay_after_commit(session: OrmSession) -> None:
     rows = session.info.pop(_PENDING_KEY, None)
     if not rows:
         return
+    faults.point("outbox.after_commit")  # committed, not yet enqueued: the dual-write gap
     try:
         enqueue_rows(rows)
     except Exception:  # the relay cron job will hand these over; the commit stands
