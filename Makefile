@@ -38,3 +38,7 @@ bench-matching: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: bench-webhooks
+bench-webhooks: $(DEV_STAMP)
+	$(BIN)/python bench/webhooks.py

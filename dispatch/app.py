@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from dispatch.accounts.api import router as accounts_router
 from dispatch.console.api import router as console_router
+from dispatch.console.board import router as console_board_router
 from dispatch.console.hub import EventHub
 from dispatch.core import health
 from dispatch.core.errors import ERROR_RESPONSES, install_error_handlers
@@ -17,9 +18,11 @@ from dispatch.core.middleware import SecurityHeaders
 from dispatch.elders.api import router as elders_router
 from dispatch.notify.api import router as messages_router
 from dispatch.orders.api import router as orders_router
+from dispatch.orders.candidates import router as candidates_router
 from dispatch.visits.api import router as visits_router
 from dispatch.web.api import mount_static
 from dispatch.web.api import router as web_router
+from hotline.api import router as hotline_router
 from services.api import router as providers_router
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,9 @@ def create_app() -> FastAPI:
         visits_router,
         messages_router,
         console_router,
+        console_board_router,
+        candidates_router,
+        hotline_router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from twilio.base.exceptions import TwilioRestException
+from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -18,7 +19,7 @@ STATUS_CALLBACK_PATH = "/hotline/twilio/status"
 class TwilioGateway:
     """Sends through Twilio's Messages API, asking for delivery callbacks."""
 
-    def __init__(self, settings: Settings, http_client: TwilioHttpClient | None = None) -> None:
+    def __init__(self, settings: Settings, http_client: HttpClient | None = None) -> None:
         assert settings.twilio_auth_token is not None
         self.client = Client(
             settings.twilio_account_sid,
@@ -32,7 +33,8 @@ class TwilioGateway:
     def send(self, *, to: str, body: str, message_id: int) -> SendResult:
         options: dict[str, str] = {"to": to, "from_": self.from_number, "body": body}
         if self.status_callback:
-            options["status_callback"] = self.status_callback
+            # Our id rides along, so a callback that overtakes the job recording the SID still lands.
+            options["status_callback"] = f"{self.status_callback}?m={message_id}"
         try:
             sent = self.client.messages.create(**options)
         except TwilioRestException as exc:

@@ -17,6 +17,7 @@ import dispatch.orders.models  # noqa: F401
 import dispatch.visits.models  # noqa: F401
 import dispatch.welfare.models  # noqa: F401
 import services.models  # noqa: F401
+import hotline.models  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

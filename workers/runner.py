@@ -25,6 +25,10 @@ def run_worker(queue_name: str, *, burst: bool = False, worker_class: str = "sim
 
     The default class is RQ's SimpleWorker: our jobs are trusted and short, and forking a
     work horse per job costs milliseconds each (see bench/). Job timeouts still apply."""
+    # Every table, so SQLAlchemy resolves each foreign key whatever a job imports: a notify
+    # worker alone never loaded `service_request`, and every Message flush failed there.
+    import dispatch.app  # noqa: F401
+
     settings = get_settings()
     conn = get_redis()
     cls = WORKER_CLASSES[worker_class]

@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 FETCH_LIMIT = 2000
-STOP_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
@@ -98,13 +97,21 @@ class EventHub:
         self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._listen())]
 
     async def stop(self) -> None:
-        """Stop within a bounded time: a library that swallows a cancellation must not hang
-        the shutdown of the whole process."""
+        """Stop within a bounded time, whatever the Redis client does with a cancellation."""
         self._closing = True
+        # redis-py's asyncio pub/sub can swallow a cancellation that lands while it reads
+        # (redis/redis-py#2028, #2551), which hung shutdown: cancel again until the tasks end.
+        pending = set(self._tasks)
+        for _ in range(50):
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.2)
         for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
+            if task.done():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    task.result()
         for client in list(self.clients):
             client.close()
 

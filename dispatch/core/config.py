@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     twilio_from_number: str = ""
     public_base_url: str = ""
     operator_phone: str = "+862268000000"
+    # Hotline opening hours (local time, HH:MM; close may be 24:00). Outside them every call goes
+    # straight to the on-duty operator (OPERATOR_PHONE) instead of the voice menu.
+    hotline_open: str = Field(default="07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    hotline_close: str = Field(default="20:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+    # The Twilio <Say> voice for Mandarin (Amazon Polly's cmn-CN voice).
+    hotline_voice: str = "Polly.Zhiyu"
 
     # Frames a websocket client may fall behind before it is cut off (it reconnects with since=).
     ws_client_queue: int = Field(default=2000, ge=10)

@@ -28,7 +28,9 @@ def _parse(variable: str) -> dict[str, float]:
 _CRASH = _parse("ELDERCARE_CRASH_AT")
 _SLOW = _parse("ELDERCARE_SLOW_AT")
 _HOLD = dict(
-    item.split(":", 1) for item in filter(None, os.environ.get("ELDERCARE_HOLD_AT", "").split(",")) if ":" in item
+    item.split(":", 1)
+    for item in filter(None, os.environ.get("ELDERCARE_HOLD_AT", "").split(","))
+    if ":" in item
 )
 HOLD_LIMIT_SECONDS = 300
 

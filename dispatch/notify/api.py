@@ -26,9 +26,17 @@ def list_messages(
     status: MessageStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Offset = 0,
+    audience: Annotated[str | None, Query(pattern=r"^[a-z_]{1,12}$")] = None,
+    purpose: Annotated[str | None, Query(pattern=r"^[a-z_]{1,20}$")] = None,
 ) -> list[MessageRead]:
     """Newest first. Numbers are masked for roles that need not see them."""
     rows = notify_service.list_messages(
-        session, request_id=request_id, status=status, limit=limit, offset=offset
+        session,
+        request_id=request_id,
+        status=status,
+        limit=limit,
+        offset=offset,
+        audience=audience,
+        purpose=purpose,
     )
     return [notify_service.message_read(principal, m) for m in rows]

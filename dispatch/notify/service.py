@@ -12,7 +12,7 @@ from dispatch.core.clock import utcnow
 from dispatch.core.jobs import JobName, QueueName
 from dispatch.core.outbox import add_job
 from dispatch.notify.gateway import SendResult
-from dispatch.notify.models import Message, MessageStatus
+from dispatch.notify.models import STATUS_RANK, Message, MessageStatus
 from dispatch.notify.schemas import MessageRead
 
 MAX_ATTEMPTS = 5
@@ -61,12 +61,52 @@ def record_result(session: Session, *, message_id: int, result: SendResult) -> N
     message = session.get(Message, message_id)
     if message is None:
         return
-    message.status = result.status
+    # A delivery callback may have overtaken the send job (Twilio can report "delivered" before
+    # the job records "sent"): never move a message back.
+    if _rank(result.status) >= _rank(message.status):
+        message.status = result.status
     message.provider_sid = result.sid or message.provider_sid
     message.error = result.error[:200]
     message.sent_at = utcnow() if result.status in (MessageStatus.SENT, MessageStatus.OUTBOX_ONLY) else None
     message.updated_at = utcnow()
     session.add(message)
+
+
+def _rank(status: str) -> int:
+    try:
+        return STATUS_RANK[MessageStatus(status)]
+    except ValueError:
+        return -1
+
+
+def advance_status(
+    session: Session, *, sid: str, status: MessageStatus, error: str = "", message_id: int | None = None
+) -> bool:
+    """Apply a delivery callback, forward only (queued -> sent -> delivered/undelivered/failed):
+    a retried, late or reordered callback changes nothing. The message is found by its SID, or by
+    our id when the callback overtook the send job that records the SID. Compare-and-set, so two
+    callbacks racing cannot move it backwards either."""
+    for _ in range(3):
+        message = session.exec(select(Message).where(Message.provider_sid == sid)).first()
+        if message is None and message_id is not None:
+            message = session.get(Message, message_id)
+            if message is not None and message.provider_sid not in (None, sid):
+                return False  # that id belongs to another Twilio message
+        if message is None or _rank(status) <= _rank(message.status):
+            return False
+        values: dict[str, object] = {"status": status, "provider_sid": sid, "updated_at": utcnow()}
+        if error:
+            values["error"] = error[:200]
+        result = session.execute(
+            update(Message)
+            .where(col(Message.id) == message.id, col(Message.status) == message.status)
+            .values(**values)
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            session.expire(message)
+            return True
+        session.expire(message)  # someone else moved it meanwhile: read it again
+    return False
 
 
 def release_after_error(session: Session, *, message_id: int, error: str) -> bool:
@@ -89,12 +129,18 @@ def list_messages(
     status: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    audience: str | None = None,
+    purpose: str | None = None,
 ) -> Sequence[Message]:
     stmt = select(Message)
     if request_id is not None:
         stmt = stmt.where(Message.request_id == request_id)
     if status is not None:
         stmt = stmt.where(Message.status == status)
+    if audience is not None:
+        stmt = stmt.where(Message.audience == audience)
+    if purpose is not None:
+        stmt = stmt.where(Message.purpose == purpose)
     return session.exec(stmt.order_by(col(Message.id).desc()).offset(offset).limit(limit)).all()
 
 

@@ -13,6 +13,7 @@ from sqlmodel import Session, col
 from dispatch.core.clock import utcnow
 from dispatch.core.errors import Conflict, InvalidTransition
 from dispatch.core.events import Event, emit
+from dispatch.notify import rules as sms_rules
 from dispatch.orders.models import ServiceRequest
 
 
@@ -101,7 +102,7 @@ def transition(
         raise Conflict(f"request {request.id} was changed by someone else; reload and retry")
     for key, value in values.items():
         set_committed_value(request, key, value)
-    return emit(
+    event = emit(
         session,
         event_type or EVENT_TYPES[target],
         request_id=request.id,
@@ -110,3 +111,5 @@ def transition(
         status=target.value,
         data=data,
     )
+    sms_rules.after_transition(session, request, event)  # who is texted about this change
+    return event

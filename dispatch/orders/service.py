@@ -21,6 +21,7 @@ from dispatch.elders import service as elder_service
 from dispatch.matching import capacity
 from dispatch.matching.core import Usage, pick_caregiver, provider_kinds_for
 from dispatch.matching.service import request_info
+from dispatch.notify import rules as sms_rules
 from dispatch.orders import offers
 from dispatch.orders.lifecycle import RequestStatus, transition
 from dispatch.orders.models import (
@@ -128,6 +129,7 @@ def create_request(
             "channel": request.channel,
         },
     )
+    sms_rules.after_created(session, request)
     offers.request_matching(session, urgent=request.priority == Priority.URGENT)
     read = request_reads(session, [request])[0]
     if idempotency_key is not None:

@@ -23,6 +23,7 @@ from tests.reliability.harness import (
     Answerer,
     ControlledRedis,
     Http,
+    Proc,
     Record,
     build_world,
     check,
@@ -92,7 +93,10 @@ def test_r4_orphaned_horse_does_not_double_offer(
         assert slow.process is not None
         parent = psutil.Process(slow.process.pid)
         # The worker forks RQ's scheduler when it starts; the horse is the child forked for the job.
-        scheduler_pids = {p.pid for p in wait_for(parent.children, timeout=30, what="the worker's scheduler")}
+        scheduler_pids = {
+            p.pid
+            for p in wait_for(lambda: _children(slow, parent), timeout=30, what="the worker's scheduler")
+        }
         post_requests(http, world, record, count=5, clients=1, kinds=["home_care"])
 
         def new_horse() -> psutil.Process | None:
@@ -122,6 +126,16 @@ def test_r4_orphaned_horse_does_not_double_offer(
     assert check(record).by_status == {"offered": 5}
     # The orphan did wake up and try: every one of its decisions lost the compare-and-set.
     assert "matched 5 request(s): 0 offered, 0 escalated, 5 skipped" in (logs / "slow-fork.log").read_text()
+
+
+def _children(proc: Proc, parent: psutil.Process) -> list[psutil.Process]:
+    """The worker's children; a worker that died on start fails the test with its exit code."""
+    if not proc.alive():
+        assert proc.process is not None
+        pytest.fail(
+            f"{proc.name} exited with {proc.process.returncode} on start: {proc.log.read_text()[-2000:]}"
+        )
+    return parent.children()
 
 
 def _finished(process: psutil.Process) -> bool:

@@ -1,0 +1,204 @@
+"""Who gets which SMS. Called from one place, the end of `lifecycle.transition()` (plus request
+intake, for emergencies), so every change of a request is judged here once, in the transaction
+that made it: the texts commit with the change or not at all.
+
+- provider: its new offer (with the 1/2 reply hint and the deadline), or a job an operator
+  dispatched to it by hand;
+- family (linked accounts with a phone): assigned, completed, escalated; an emergency at once.
+
+Texts are short Simplified Chinese. They name the elder masked (张*英) and the township, never
+the elder's phone number, address or care notes: an SMS can be read by whoever holds the phone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from dispatch.core.auth import Role, User, mask_name
+from dispatch.core.clock import local
+from dispatch.core.events import Event
+from dispatch.elders import service as elder_service
+from dispatch.elders.models import Elder
+from dispatch.notify.service import queue_sms
+from dispatch.orders.models import ServiceRequest
+from services.models import Provider
+
+SIGN = "【静海养老】"
+KIND_TEXT = {
+    "meal": "助餐",
+    "day_care": "日间照料",
+    "home_care": "居家照护",
+    "visit": "探访",
+    "emergency": "紧急求助",
+}
+SLOT_TEXT = {"lunch": "午餐", "dinner": "晚餐"}
+# Escalations whose family SMS is sent elsewhere (a welfare check tells the family itself).
+_OWN_FAMILY_TEXT = frozenset({"welfare_check"})
+
+
+# ---- wording ----------------------------------------------------------------------------
+
+
+def service_text(request: ServiceRequest) -> str:
+    """助餐（午餐，送餐上门）, 居家照护, ...: what is being done, without any health detail."""
+    text = KIND_TEXT.get(request.kind, request.kind)
+    if request.kind == "meal":
+        parts = [SLOT_TEXT.get(str(request.details.get("slot") or "lunch"), "午餐")]
+        if request.details.get("delivery"):
+            parts.append("送餐上门")
+        text += f"（{'，'.join(parts)}）"
+    return text
+
+
+def day_time(value: datetime) -> str:
+    t = local(value)
+    return f"{t.month}月{t.day}日{t:%H:%M}"
+
+
+def window_text(request: ServiceRequest) -> str:
+    return f"{day_time(request.window_start)}-{local(request.window_end):%H:%M}"
+
+
+def offer_text(request: ServiceRequest, elder: Elder, expires_at: datetime) -> str:
+    return (
+        f"{SIGN}新派单#{request.id}：{service_text(request)}，{mask_name(elder.name)}（{elder.township}），"
+        f"{window_text(request)}。回复1接单，回复2拒绝，请于{local(expires_at):%H:%M}前回复。"
+    )
+
+
+def manual_dispatch_text(request: ServiceRequest, elder: Elder) -> str:
+    return (
+        f"{SIGN}调度中心派单#{request.id}：{service_text(request)}，{mask_name(elder.name)}"
+        f"（{elder.township}），{window_text(request)}。详情请看服务机构页面。"
+    )
+
+
+def family_text(purpose: str, request: ServiceRequest, elder: Elder, provider: Provider | None) -> str:
+    who, what = mask_name(elder.name), service_text(request)
+    if purpose == "assigned":
+        by = provider.name if provider else "服务机构"
+        return f"{SIGN}{who}的{what}（{window_text(request)}）已由{by}接单。"
+    if purpose == "completed":
+        return f"{SIGN}{who}的{what}已于{day_time(request.closed_at or request.updated_at)}完成。"
+    if purpose == "escalated":
+        return f"{SIGN}{who}的{what}暂未安排到服务机构，调度中心正在人工处理。"
+    return f"{SIGN}紧急：{who}发出紧急求助，调度中心正在处理，请尽快联系老人。"
+
+
+# ---- recipients -------------------------------------------------------------------------
+
+
+def provider_phone(session: Session, provider: Provider) -> str | None:
+    """The provider's duty phone, else the phone of one of its active accounts."""
+    if provider.phone:
+        return provider.phone
+    return session.exec(
+        select(User.phone)
+        .where(
+            User.provider_id == provider.id,
+            User.role == Role.PROVIDER,
+            col(User.active).is_(True),
+            col(User.phone).is_not(None),
+        )
+        .order_by(col(User.id))
+    ).first()
+
+
+def family_phones(session: Session, elder_id: int) -> list[str]:
+    phones: list[str] = []
+    for _link, user in elder_service.family_of(session=session, elder_id=elder_id):
+        if user.active and user.phone and user.phone not in phones:
+            phones.append(user.phone)
+    return phones
+
+
+def _tell_family(session: Session, request: ServiceRequest, purpose: str) -> None:
+    elder = session.get(Elder, request.elder_id)
+    if elder is None:
+        return
+    provider = session.get(Provider, request.provider_id) if request.provider_id else None
+    body = family_text(purpose, request, elder, provider)
+    for phone in family_phones(session, request.elder_id):
+        queue_sms(
+            session,
+            to=phone,
+            body=body,
+            purpose=purpose,
+            audience="family",
+            request_id=request.id,
+            elder_id=request.elder_id,
+        )
+
+
+def _tell_provider(
+    session: Session, request: ServiceRequest, provider_id: int, purpose: str, body: str
+) -> None:
+    provider = session.get(Provider, provider_id)
+    phone = provider_phone(session, provider) if provider else None
+    if phone:
+        queue_sms(
+            session,
+            to=phone,
+            body=body,
+            purpose=purpose,
+            audience="provider",
+            request_id=request.id,
+            elder_id=request.elder_id,
+            provider_id=provider_id,
+        )
+
+
+# ---- rules by event ---------------------------------------------------------------------
+
+
+def _offered(session: Session, request: ServiceRequest, event: Event) -> None:
+    elder = session.get(Elder, request.elder_id)
+    provider_id = event.data.get("provider_id")
+    if elder is None or not provider_id:
+        return
+    expires = datetime.fromisoformat(str(event.data["expires_at"]))
+    _tell_provider(session, request, int(provider_id), "offer", offer_text(request, elder, expires))
+
+
+def _assigned(session: Session, request: ServiceRequest, event: Event) -> None:
+    if event.data.get("manual") and request.provider_id:
+        elder = session.get(Elder, request.elder_id)
+        if elder is not None:
+            body = manual_dispatch_text(request, elder)
+            _tell_provider(session, request, request.provider_id, "dispatched", body)
+    _tell_family(session, request, "assigned")
+
+
+def _completed(session: Session, request: ServiceRequest, _event: Event) -> None:
+    _tell_family(session, request, "completed")
+
+
+def _escalated(session: Session, request: ServiceRequest, _event: Event) -> None:
+    # An emergency told the family at intake already; a welfare check tells them itself.
+    if request.kind == "emergency" or request.escalation_reason in _OWN_FAMILY_TEXT:
+        return
+    _tell_family(session, request, "escalated")
+
+
+_RULES: dict[str, Callable[[Session, ServiceRequest, Event], None]] = {
+    "request.offered": _offered,
+    "request.assigned": _assigned,
+    "request.completed": _completed,
+    "request.escalated": _escalated,
+}
+
+
+def after_transition(session: Session, request: ServiceRequest, event: Event) -> None:
+    """The texts a change of status owes, queued in the change's own transaction."""
+    rule = _RULES.get(event.type)
+    if rule is not None:
+        rule(session, request, event)
+
+
+def after_created(session: Session, request: ServiceRequest) -> None:
+    """At intake only an emergency is told at once (to the family); the rest waits for a change."""
+    if request.kind == "emergency":
+        _tell_family(session, request, "emergency")
