@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
 from dispatch.core.clock import utcnow
 from dispatch.core.types import JSONType, UTCDateTime
+
+
+class VisitOutcome(StrEnum):
+    """How a visit ended. Only `completed` counts as served; the others raise a welfare check."""
+
+    COMPLETED = "completed"
+    NOT_HOME = "not_home"
+    REFUSED = "refused"
+    IN_HOSPITAL = "in_hospital"
 
 
 class Visit(SQLModel, table=True):
@@ -32,6 +42,13 @@ class Visit(SQLModel, table=True):
     check_out_distance_m: float | None = None
     summary: str = Field(default="", max_length=1000)
     flags: list[str] = Field(default_factory=list, sa_type=JSONType)
+    # The phone's own clock at both ends, kept beside the server's (check_in_at/check_out_at).
+    check_in_device_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    check_out_device_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outcome: str = Field(default=VisitOutcome.COMPLETED, max_length=16)
+    # Completed with no open flag, or flagged and approved by an operator: only a verified
+    # visit draws its price from the elder's subsidy.
+    verified: bool = Field(default=False, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -48,6 +48,10 @@ class VisitRead(BaseModel):
     check_out_distance_m: float | None
     summary: str | None
     flags: list[str]
+    outcome: str = "completed"
+    verified: bool = False
+    check_in_device_at: datetime | None = None
+    check_out_device_at: datetime | None = None
 
 
 class FeedbackRead(BaseModel):

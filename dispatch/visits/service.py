@@ -74,6 +74,7 @@ def check_out(*, session: Session, principal: Principal, request_id: int, body: 
     visit.summary = body.summary
     if distance > LOCATION_MISMATCH_M and "location_mismatch" not in visit.flags:
         visit.flags = [*visit.flags, "location_mismatch"]
+    visit.verified = not visit.flags
     session.add(visit)
     session.flush()
     transition(
