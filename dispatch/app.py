@@ -16,6 +16,7 @@ from dispatch.core import health
 from dispatch.core.errors import ERROR_RESPONSES, install_error_handlers
 from dispatch.core.middleware import SecurityHeaders
 from dispatch.elders.api import router as elders_router
+from dispatch.matching.api import router as matching_router  # matching (issue 8): refused providers
 from dispatch.notify.api import router as messages_router
 from dispatch.orders.api import router as orders_router
 from dispatch.orders.candidates import router as candidates_router
@@ -61,6 +62,7 @@ def create_app() -> FastAPI:
         console_router,
         console_board_router,
         candidates_router,
+        matching_router,
         hotline_router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from dispatch.core.auth import CurrentPrincipal, Principal, Role, require_roles
 from dispatch.core.db import SessionDep
-from dispatch.core.validation import IdPath, IdQuery, Offset, Township
+from dispatch.core.validation import MAX_INT, IdPath, IdQuery, Offset, Township
 from dispatch.orders import offers as offer_service
 from dispatch.orders import service as request_service
 from dispatch.orders.lifecycle import RequestStatus
@@ -127,3 +128,25 @@ def decline_offer(
         session, principal=principal, offer_id=offer_id, reason=body.reason if body else ""
     )
     return request_service.request_reads(session, [request])[0]
+
+
+# ---- matching (issue 8): direct an offer to another caregiver ----------------------------
+
+
+class CaregiverBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    caregiver_id: int = Field(ge=1, le=MAX_INT)
+
+
+@router.post("/api/offers/{offer_id}/caregiver", response_model=OfferRead)
+def direct_offer(
+    offer_id: IdPath, body: CaregiverBody, session: SessionDep, principal: ProviderOnly
+) -> OfferRead:
+    """Before accepting, name another of the provider's caregivers for a pending offer. The
+    caregiver must have the skills asked, be on shift in the window and have a job to spare
+    (409 with the reason otherwise); an account bound to one caregiver may only name itself."""
+    offer = offer_service.direct_to_caregiver(
+        session, principal=principal, offer_id=offer_id, caregiver_id=body.caregiver_id
+    )
+    return offer_service.offer_reads(session, [offer])[0]
