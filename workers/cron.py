@@ -7,6 +7,7 @@ from rq import cron
 from dispatch.core.config import get_settings
 from dispatch.core.jobs import QueueName
 from workers.maintenance import relay_outbox, sweep
+from workers.matching import refresh_prices
 
 _settings = get_settings()
 
@@ -17,5 +18,14 @@ cron.register(
     queue_name=QueueName.MAINTENANCE,
     interval=_settings.sweep_interval_seconds,
     ttl=_settings.sweep_interval_seconds * 3,
+    result_ttl=0,
+)
+
+# ---- matching (issue 8): capacity prices from the forecast of today's remaining demand ----
+cron.register(
+    refresh_prices,
+    queue_name=QueueName.MAINTENANCE,
+    interval=_settings.match_price_refresh_seconds,
+    ttl=_settings.match_price_refresh_seconds,
     result_ttl=0,
 )

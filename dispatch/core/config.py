@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     caregiver_max_jobs: int = Field(default=3, ge=1)
     # Providers' records are re-read at most this often by a matcher process.
     match_record_cache_seconds: float = Field(default=60.0, ge=0.0)
+    # Capacity prices (dispatch/matching/prices.py): days of history forecasting the rest of
+    # today (0 turns prices off), how often they are recomputed, and the most a unit may cost.
+    match_forecast_days: int = Field(default=7, ge=0, le=60)
+    match_price_refresh_seconds: int = Field(default=300, ge=10)
+    match_price_cap_km: float = Field(default=12.0, ge=0.0)
 
     # RQ.
     worker_maintenance_interval: int = Field(default=5, ge=1)

@@ -17,6 +17,7 @@ from dispatch.core.geo import EARTH_RADIUS_KM
 from dispatch.matching.core import (
     FEASIBLE,
     CapacityKey,
+    Prices,
     ProviderInfo,
     RequestInfo,
     Usage,
@@ -84,7 +85,8 @@ class Providers:
         shifts = [(c.shift_start, c.shift_end) for c in self.cg]
         self.cg_start = np.array([minutes(s) if s and e else -1e9 for s, e in shifts])
         self.cg_end = np.array([minutes(e) if s and e else 1e9 for s, e in shifts])
-        self.cg_of: dict[int, int] = {cg.id: i for i, cg in cgs}
+        self.cg_of: dict[int, int] = {cg.id: i for i, cg in cgs}  # caregiver id -> provider index
+        self.cg_index: dict[int, int] = {cg.id: k for k, cg in enumerate(self.cg)}
 
 
 class Requests:
@@ -141,6 +143,7 @@ class Round:
     pool_provider: Ints  # pool code -> provider index
     pool_used: Ints  # pool code -> units in use
     pool_key: list[CapacityKey]
+    held: Mask  # per row: some provider it could use is full only of units pending offers hold
 
 
 def evaluate(
@@ -149,7 +152,7 @@ def evaluate(
     prov: Providers,
     usage: Usage,
     weights: Weights,
-    prices: Mapping[int, float] | None,
+    prices: Prices | None,
 ) -> Round:
     """Every hard constraint and the cost of every feasible pair, for the given rows."""
     distance = great_circle_km(req.xyz[rows], prov.xyz)
@@ -161,6 +164,9 @@ def evaluate(
     is_open = np.maximum(start, prov.open[None, :]) < np.minimum(end, prov.close[None, :])
     skilled, on_shift, cg_free = _caregiver_checks(prov, usage, req.need[rows], start, end)
     pool, pool_provider, pool_used, pool_key = _pools(req, prov, usage)
+    pool_held = np.array(
+        [usage.held.get((prov.infos[j].id, key), 0) for j, key in zip(pool_provider, pool_key, strict=True)]
+    )
     left = prov.capacity[pool_provider[pool]] - pool_used[pool]
     s2 = s1 & refused
     s3 = s2 & declined
@@ -173,11 +179,17 @@ def evaluate(
     for row, p_index in req.served:
         if row in position:
             bonus[position[row], p_index] = weights.continuity
-    price = np.array([prices.get(p.id, 0.0) for p in prov.infos]) if prices else 0.0
+    price: Matrix | float = 0.0
+    if prices:
+        per_pool = np.array(
+            [prices.get((prov.infos[j].id, key), 0.0) for j, key in zip(pool_provider, pool_key, strict=True)]
+        )
+        price = per_pool[pool][req.group[rows]]
     fallback = np.where(prov.kind[None, :] != req.primary[rows][:, None], weights.fallback_km, 0.0)
     cost = weights.distance * distance + fallback + prov.record[None, :] + price - bonus
     cost = np.where(stage == FEASIBLE, cost, np.inf)
-    return Round(rows, distance, stage, cost, pool, pool_provider, pool_used, pool_key)
+    held = ((stage == FEASIBLE - 1) & (pool_held[pool][req.group[rows]] > 0)).any(axis=1)
+    return Round(rows, distance, stage, cost, pool, pool_provider, pool_used, pool_key, held)
 
 
 def _sparse_false(shape: tuple[int, ...], pairs: list[tuple[int, int]], position: dict[int, int]) -> Mask:

@@ -20,7 +20,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
@@ -33,6 +33,7 @@ from dispatch.matching.core import (
     CapacityKey,
     Decision,
     Holding,
+    Prices,
     ProviderInfo,
     RequestInfo,
     Usage,
@@ -161,7 +162,7 @@ def _take(
     usage: Usage,
     prov: Providers,
     weights: Weights,
-    prices: Mapping[int, float] | None,
+    prices: Prices | None,
 ) -> Decision | None:
     """Take one unit for the request, if it (and a caregiver) is still free within the round."""
     provider = prov.infos[p_index]
@@ -173,7 +174,7 @@ def _take(
         _, caregiver = caregiver_stage(provider, request, usage)
         if caregiver is None:
             return None
-    price = prices.get(provider.id, 0.0) if prices else 0.0
+    price = prices.get((provider.id, key), 0.0) if prices else 0.0
     score, parts = score_pair(
         request, provider, distance_km, caregiver, used + 1, weights, price, prov.record_parts[p_index]
     )
@@ -187,7 +188,7 @@ def _place_tier(
     prov: Providers,
     usage: Usage,
     weights: Weights,
-    prices: Mapping[int, float] | None,
+    prices: Prices | None,
 ) -> list[Decision]:
     """Rounds of assignment until every request of the tier is placed or has no feasible unit."""
     decisions: list[Decision] = []
@@ -214,13 +215,18 @@ def _place_tier(
             if best[pos] < FEASIBLE:
                 request = req.infos[int(row)]
                 decisions.append(
-                    Decision(request.id, request.version, None, reason=reason_for(int(best[pos])))
+                    Decision(
+                        request.id,
+                        request.version,
+                        None,
+                        reason=reason_for(int(best[pos]), bool(rnd.held[pos])),
+                    )
                 )
             else:
                 carry.append(int(row))
+        pending = np.array(carry, dtype=np.int64)
         if not placed:  # cannot happen while a feasible unit exists: stop rather than spin
             break
-        pending = np.array(carry, dtype=np.int64)
     # Caregivers contended for round after round: finish the stragglers one by one.
     return decisions + _one_by_one([req.infos[int(r)] for r in pending], prov, usage, weights, prices)
 
@@ -230,7 +236,7 @@ def _one_by_one(
     prov: Providers,
     usage: Usage,
     weights: Weights,
-    prices: Mapping[int, float] | None,
+    prices: Prices | None,
 ) -> list[Decision]:
     out = []
     for request in order_for_matching(pending):
@@ -257,11 +263,14 @@ def decide_batch(
     providers: Sequence[ProviderInfo],
     holdings: Iterable[Holding],
     weights: Weights | None = None,
-    prices: Mapping[int, float] | None = None,
+    prices: Prices | None = None,
+    *,
+    usage: Usage | None = None,
 ) -> list[Decision]:
-    """Place a batch: urgent first, then high, then normal, each tier by min-cost assignment."""
+    """Place a batch: urgent first, then high, then normal, each tier by min-cost assignment.
+    `usage`: capacity in use to decide on instead of `holdings` (taken from as units are given)."""
     weights = weights or Weights()
-    usage = Usage({p.id: p for p in providers}, holdings)
+    usage = usage if usage is not None else Usage({p.id: p for p in providers}, holdings)
     decisions: list[Decision] = []
     for kinds in KIND_CLASSES:
         mine = [r for r in requests if set(provider_kinds_for(r)) <= kinds]
@@ -275,7 +284,7 @@ def _decide_class(
     providers: list[ProviderInfo],
     usage: Usage,
     weights: Weights,
-    prices: Mapping[int, float] | None,
+    prices: Prices | None,
 ) -> list[Decision]:
     if not requests:
         return []

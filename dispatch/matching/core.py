@@ -34,6 +34,7 @@ DEFAULT_CAREGIVER_MAX_JOBS = 3
 
 # Checks passed (see the module docstring); a feasible pair passes all of them.
 FEASIBLE = 7
+WAIT = "waiting_for_capacity"  # not an escalation: the request stays queued
 REASONS = (
     "no_provider_in_range",
     "all_refused",
@@ -118,6 +119,9 @@ class Decision:
 
 
 CapacityKey = tuple[object, ...]
+# What one more unit of a provider's pool is expected to be worth to later requests
+# (dispatch/matching/prices.py), by (provider id, capacity key).
+Prices = Mapping[tuple[int, CapacityKey], float]
 
 
 def provider_kinds_for(request: RequestInfo) -> tuple[str, ...]:
@@ -158,39 +162,54 @@ def holds(provider: ProviderInfo, holding: Holding) -> bool:
 
 
 class Usage:
-    """Capacity used per provider and capacity key, and open jobs (and offers) per caregiver."""
+    """Capacity used per provider and capacity key (and how much of it pending offers merely
+    hold), and open jobs (and offers) per caregiver. Taking a unit makes an offer: it is held."""
 
     def __init__(self, providers: Mapping[int, ProviderInfo], holdings: Iterable[Holding]) -> None:
         self.providers = providers
         self.used: dict[tuple[int, CapacityKey], int] = defaultdict(int)
+        self.held: dict[tuple[int, CapacityKey], int] = defaultdict(int)
         self.caregiver_jobs: dict[int, int] = defaultdict(int)
         for h in holdings:
             provider = providers.get(h.provider_id)
             if provider is None or not holds(provider, h):
                 continue
-            self.used[(h.provider_id, capacity_key(provider, h.request_kind, h.window_start, h.slot))] += 1
+            key = (h.provider_id, capacity_key(provider, h.request_kind, h.window_start, h.slot))
+            self.used[key] += 1
+            if h.status == "pending":
+                self.held[key] += 1
             if h.caregiver_id is not None and h.status in HOLDING_STATUSES_OPEN | {"pending"}:
                 self.caregiver_jobs[h.caregiver_id] += 1
 
     def take_unit(self, provider_id: int, key: CapacityKey, caregiver_id: int | None) -> None:
         """Take one unit of a pool whose key the caller already knows (the batch does)."""
         self.used[(provider_id, key)] += 1
+        self.held[(provider_id, key)] += 1
         if caregiver_id is not None:
             self.caregiver_jobs[caregiver_id] += 1
 
+    def key_for(self, provider: ProviderInfo, request: RequestInfo) -> tuple[int, CapacityKey]:
+        return (provider.id, capacity_key(provider, request.kind, request.window_start, request.slot))
+
     def used_for(self, provider: ProviderInfo, request: RequestInfo) -> int:
-        return self.used[
-            (provider.id, capacity_key(provider, request.kind, request.window_start, request.slot))
-        ]
+        return self.used[self.key_for(provider, request)]
 
     def left(self, provider: ProviderInfo, request: RequestInfo) -> int:
         return provider.capacity - self.used_for(provider, request)
 
     def take(self, provider: ProviderInfo, request: RequestInfo, caregiver_id: int | None) -> None:
-        key = capacity_key(provider, request.kind, request.window_start, request.slot)
-        self.used[(provider.id, key)] += 1
-        if caregiver_id is not None:
-            self.caregiver_jobs[caregiver_id] += 1
+        self.take_unit(provider.id, self.key_for(provider, request)[1], caregiver_id)
+
+    def settle(
+        self, provider: ProviderInfo, request: RequestInfo, *, accepted: bool, caregiver_id: int | None
+    ) -> None:
+        """An offer ended: accepted (the unit stays taken, no longer merely held) or not (freed)."""
+        key = self.key_for(provider, request)
+        self.held[key] -= 1
+        if not accepted:
+            self.used[key] -= 1
+            if caregiver_id is not None:
+                self.caregiver_jobs[caregiver_id] -= 1
 
 
 def minutes(hhmm: str) -> int:
@@ -269,7 +288,13 @@ def pair_stage(
     return (FEASIBLE if usage.left(provider, request) > 0 else 6), caregiver
 
 
-def reason_for(best_stage: int) -> str:
+def reason_for(best_stage: int, held: bool = False) -> str:
+    """The escalation reason for the furthest stage any provider reached; WAIT when all are full
+    but some of that capacity is only held by pending offers (it may come free within the
+    offer deadline: the request stays queued rather than going to an operator at once; the
+    "not placed in time" deadline still holds)."""
+    if best_stage == FEASIBLE - 1 and held:
+        return WAIT
     return REASONS[min(best_stage, FEASIBLE - 1)]
 
 
@@ -312,23 +337,29 @@ def candidates(
     providers: Sequence[ProviderInfo],
     usage: Usage,
     weights: Weights = NEAREST,
-    prices: Mapping[int, float] | None = None,
+    prices: Prices | None = None,
 ) -> tuple[list[Candidate], str | None]:
     """Feasible providers for a request, best first, or none and the reason why."""
-    best_stage = 0
+    best_stage, held = 0, False
     found: list[Candidate] = []
     for p in providers:
         distance = haversine_km(request.lat, request.lon, p.lat, p.lon)
         stage, caregiver = pair_stage(p, request, usage, distance)
         best_stage = max(best_stage, stage)
+        if stage == FEASIBLE - 1:
+            held = held or usage.held[usage.key_for(p, request)] > 0
         if stage < FEASIBLE:
             continue
-        price = prices.get(p.id, 0.0) if prices else 0.0
+        price = (
+            prices.get((p.id, capacity_key(p, request.kind, request.window_start, request.slot)), 0.0)
+            if prices
+            else 0.0
+        )
         used_after = usage.used_for(p, request) + 1
         score, parts = score_pair(request, p, distance, caregiver, used_after, weights, price)
         found.append(Candidate(p, caregiver, distance, score, parts))
     if not found:
-        return [], reason_for(best_stage)
+        return [], reason_for(best_stage, held)
     found.sort(key=lambda c: (c.score, c.provider.id))
     return found, None
 
@@ -355,10 +386,13 @@ def decide_greedy(
     providers: Sequence[ProviderInfo],
     holdings: Iterable[Holding],
     weights: Weights = NEAREST,
+    *,
+    usage: Usage | None = None,
 ) -> list[Decision]:
     """The baseline: each request in priority order (then arrival) takes its nearest feasible
-    provider, one by one."""
-    usage = Usage({p.id: p for p in providers}, holdings)
+    provider, one by one. `usage`: capacity in use to decide on instead of `holdings` (taken
+    from as decisions are made, as a caller replaying a day keeps it)."""
+    usage = usage if usage is not None else Usage({p.id: p for p in providers}, holdings)
     decisions: list[Decision] = []
     for request in order_for_matching(requests):
         found, reason = candidates(request, providers, usage, weights)

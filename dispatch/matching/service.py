@@ -26,7 +26,7 @@ from dispatch.elders.models import Elder
 from dispatch.matching import capacity, records, refusals
 from dispatch.matching.batch import decide_batch
 from dispatch.matching.capacity import request_info
-from dispatch.matching.core import Decision, Holding, ProviderInfo, RequestInfo, Usage
+from dispatch.matching.core import WAIT, Decision, Holding, Prices, ProviderInfo, RequestInfo, Usage
 from dispatch.matching.scoring import Weights
 from dispatch.orders import offers
 from dispatch.orders.lifecycle import RequestStatus, transition
@@ -54,6 +54,7 @@ class Snapshot:
 class Applied:
     offered: int = 0
     escalated: int = 0
+    waiting: int = 0
     skipped: int = 0
     retry: bool = False
     offer_ids: list[int] = field(default_factory=list)
@@ -159,11 +160,14 @@ def served_before(
     return providers, caregivers
 
 
-def decide(snapshot: Snapshot, matcher: Matcher | None = None) -> list[Decision]:
-    """The platform's decisions for a snapshot: the batch assignment with the settings' weights."""
+def decide(
+    snapshot: Snapshot, matcher: Matcher | None = None, *, prices: Prices | None = None
+) -> list[Decision]:
+    """The platform's decisions for a snapshot: the batch assignment with the settings' weights
+    and the current capacity prices (dispatch/matching/forecast.py)."""
     if not snapshot.requests:
         return []
-    chosen = matcher or partial(decide_batch, weights=weights())
+    chosen = matcher or partial(decide_batch, weights=weights(), prices=prices)
     return chosen(snapshot.requests, snapshot.providers, snapshot.holdings)
 
 
@@ -183,6 +187,9 @@ def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[De
         request = current.get(d.request_id)
         if request is None or request.status != RequestStatus.QUEUED or request.version != d.version:
             applied.skipped += 1  # answered, cancelled or matched elsewhere since the snapshot
+            continue
+        if d.reason == WAIT:
+            applied.waiting += 1  # all full of units pending offers hold: stays queued for now
             continue
         if d.provider_id is None:
             transition(
