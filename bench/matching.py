@@ -300,12 +300,15 @@ def main() -> None:
         "platform": (platform, args.window),
     }
     results: dict[str, object] = {}
+    served: dict[str, set[int]] = {}
     columns = (TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         for name, (decide, window) in matchers.items():
             task = progress.add_task(f"replaying the day: {name}", total=len(day.requests))
             replay = Replay(day, decide, window, lambda task=task: progress.advance(task))
-            results[name] = summary(replay.run(), replay.cpu_ms)
+            outcomes = replay.run()
+            results[name] = summary(outcomes, replay.cpu_ms)
+            served[name] = {rid for rid, o in outcomes.items() if o.served_km is not None}
         assert isinstance(results["platform"], dict)
         results["platform"]["price_refreshes"] = len(platform.price_ms)
         results["platform"]["price_cpu_ms_mean"] = (
@@ -314,6 +317,12 @@ def main() -> None:
         task = progress.add_task("hindsight optimum (LP)", total=1)
         best = hindsight_optimum(day)
         results["optimum"] = None if best is None else _optimum_summary(len(day.requests), *best)
+        # The least travel that would have served exactly what each matcher served.
+        for name in matchers:
+            same = hindsight_optimum(day, only=served[name])
+            block = results[name]
+            assert isinstance(block, dict)
+            block["travel_km_optimum_same_served"] = None if same is None else round(sum(same[1]), 1)
         progress.advance(task)
         task = progress.add_task("one batch: 1,000 x providers", total=1)
         results["batch_1000"] = time_big_batch(args.seed, args.providers)
@@ -367,6 +376,13 @@ def _targets(results: dict[str, object]) -> dict[str, object]:
         "travel_at_most_0_8_greedy": p["travel_km_total"] <= 0.8 * g["travel_km_total"],
         "batch_1000_under_100_ms": big["cpu_ms_median"] < 100,
     }
+    if p.get("travel_km_optimum_same_served"):
+        out["travel_vs_optimum_same_served"] = round(
+            p["travel_km_total"] / p["travel_km_optimum_same_served"], 3
+        )
+        out["greedy_travel_vs_optimum_same_served"] = round(
+            g["travel_km_total"] / g["travel_km_optimum_same_served"], 3
+        )
     if isinstance(o, dict):
         out["travel_vs_optimum"] = round(p["travel_km_total"] / o["travel_km_total"], 3)
         out["travel_at_most_1_05_optimum"] = p["travel_km_total"] <= 1.05 * o["travel_km_total"]

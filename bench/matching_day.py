@@ -212,13 +212,16 @@ def history(day: Day, *, days: int, scheduled: float) -> list[tuple[float, Reque
     return sorted(out, key=lambda pair: pair[0])
 
 
-def hindsight_optimum(day: Day, *, max_pairs: int = 3_000_000) -> tuple[int, list[float], float] | None:
+def hindsight_optimum(
+    day: Day, *, only: set[int] | None = None, max_pairs: int = 3_000_000
+) -> tuple[int, list[float], float] | None:
     """One min-cost assignment over the whole day, knowing every answer in advance: as many
     requests served as possible, then the least travel, within every capacity (pools and
     caregivers). An LP over the feasible pairs that would accept; its constraint matrix is
     totally unimodular (two laminar families), so HiGHS' vertex is an integral assignment.
+    `only`: the requests to serve (the ones another matcher served: its least travel for them).
     Returns (served, travel per served request, solve seconds) or None when too large."""
-    requests = [r for _, r in day.requests]
+    requests = [r for _, r in day.requests if only is None or r.id in only]
     bits: dict[str, int] = {}
     prov = Providers(day.providers, NEAREST, bits)
     req = Requests(requests, prov, bits)

@@ -20,9 +20,10 @@ from sqlmodel import Session, col, select
 from dispatch.core.auth import Principal, Role, require_roles
 from dispatch.core.config import get_settings
 from dispatch.core.db import SessionDep
+from dispatch.core.redis import get_redis
 from dispatch.core.validation import IdPath
 from dispatch.elders import service as elder_service
-from dispatch.matching import capacity, records
+from dispatch.matching import capacity, forecast, records
 from dispatch.matching import service as matching_service
 from dispatch.matching.core import Usage, candidates
 from dispatch.orders import service as request_service
@@ -73,9 +74,14 @@ def list_candidates(*, session: Session, principal: Principal, request_id: int) 
     (info,) = matching_service.request_infos(session, [(request, elder.lat, elder.lon)])
     info = replace(info, excluded=frozenset())
     recs = records.load_records(session, max_age_seconds=get_settings().match_record_cache_seconds)
+    # The same capacity prices as the matcher's (see dispatch/matching/forecast.py).
     providers = capacity.load_providers(session, records=recs)
     usage = Usage({p.id: p for p in providers}, capacity.load_holdings(session))
-    found, reason = candidates(info, providers, usage, matching_service.weights())
+    settings = get_settings()
+    prices = forecast.read_prices(get_redis(), max_age_seconds=3 * settings.match_price_refresh_seconds)
+    found, reason = candidates(
+        info, providers, usage, matching_service.weights(), prices if settings.match_forecast_days else None
+    )
     rows = {
         p.id: p
         for p in session.exec(
