@@ -25,13 +25,14 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import sparse
 from scipy.optimize import linprog
 
 from dispatch.core.clock import LOCAL_TZ
 from dispatch.demo.seed import SEED, caregiver_specs, elder_spec, provider_specs
 from dispatch.elders.models import Elder
-from dispatch.matching.arrays import Providers, Requests, evaluate
+from dispatch.matching.arrays import Providers, Requests, Round, evaluate
 from dispatch.matching.core import (
     FEASIBLE,
     CaregiverInfo,
@@ -231,38 +232,23 @@ def hindsight_optimum(
     rows, cols = np.nonzero(rnd.stage == FEASIBLE)
     keep = [
         i
-        for i, (r, c) in enumerate(zip(rows, cols, strict=True))
+        for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True))
         if day.answer(requests[r].id, day.providers[c].id).accepts
     ]
     rows, cols = rows[keep], cols[keep]
     if len(rows) > max_pairs:
         return None
-    # One variable per (request, provider) pair, or per (request, caregiver) where the provider has them.
-    var_row, var_col, var_pool, var_cg = [], [], [], []
-    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-        p = day.providers[c]
-        pool = int(rnd.pool[req.group[r], c])
-        if not p.caregivers:
-            var_row.append(r)
-            var_col.append(c)
-            var_pool.append(pool)
-            var_cg.append(-1)
-            continue
-        for cg in p.caregivers:
-            if _qualifies(cg, requests[r]):
-                var_row.append(r)
-                var_col.append(c)
-                var_pool.append(pool)
-                var_cg.append(prov.cg_index[cg.id])
+    var_row, var_col, var_pool, var_cg = _variables(day, requests, prov, req, rnd, rows, cols)
     n = len(var_row)
     if not n:
         return 0, [], 0.0
     distance = rnd.distance[var_row, var_col]
-    a_req = sparse.csr_matrix((np.ones(n), (var_row, np.arange(n))), shape=(len(requests), n))
+    ones = np.ones(n)
+    a_req = sparse.csr_matrix((ones, (var_row, np.arange(n))), shape=(len(requests), n))
     pools = sorted(set(var_pool))
     pool_index = {p: i for i, p in enumerate(pools)}
     a_pool = sparse.csr_matrix(
-        (np.ones(n), ([pool_index[p] for p in var_pool], np.arange(n))), shape=(len(pools), n)
+        (ones, ([pool_index[p] for p in var_pool], np.arange(n))), shape=(len(pools), n)
     )
     with_cg = [i for i in range(n) if var_cg[i] >= 0]
     a_cg = sparse.csr_matrix(
@@ -280,6 +266,31 @@ def hindsight_optimum(
     elapsed = time_module.process_time() - started
     chosen = result.x > 0.5
     return int(chosen.sum()), distance[chosen].tolist(), elapsed
+
+
+def _variables(
+    day: Day,
+    requests: list[RequestInfo],
+    prov: Providers,
+    req: Requests,
+    rnd: Round,
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """One variable per feasible (request, provider) pair, or per (request, caregiver) where the
+    provider has caregivers: (request, provider, pool, caregiver index or -1) of each."""
+    var_row, var_col, var_pool, var_cg = [], [], [], []
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        p = day.providers[c]
+        pool = int(rnd.pool[req.group[r], c])
+        for cg in p.caregivers or (None,):
+            if cg is not None and not _qualifies(cg, requests[r]):
+                continue
+            var_row.append(r)
+            var_col.append(c)
+            var_pool.append(pool)
+            var_cg.append(prov.cg_index[cg.id] if cg is not None else -1)
+    return var_row, var_col, var_pool, var_cg
 
 
 def _qualifies(cg: CaregiverInfo, request: RequestInfo) -> bool:
