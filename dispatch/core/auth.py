@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
 from sqlmodel import Field, Session, SQLModel, select
 
+from dispatch.core import audit
 from dispatch.core.clock import utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.db import SessionDep
@@ -145,6 +146,7 @@ def _bearer(request: Request) -> str:
 def current_principal(request: Request, session: SessionDep) -> Principal:
     principal = principal_from_token(session, _bearer(request))
     request.state.principal = principal
+    audit.bind_actor(session, principal, audit.client_of(request))  # who the changes are by
     return principal
 
 

@@ -22,6 +22,8 @@ from dispatch.core.config import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Engines hide statement parameters (names, phones, care notes) from their logs and from the
+# text of their exceptions, which end up in tracebacks.
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
@@ -33,6 +35,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         pool_size=10,
         max_overflow=20,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
@@ -63,7 +66,9 @@ def _engines(url: str) -> tuple[Engine, Engine]:
         if url.startswith("sqlite"):
             pair = (_sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
         else:
-            engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            engine = create_engine(
+                url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+            )
             pair = (engine, engine)
         _ENGINES[url] = pair
     return pair
