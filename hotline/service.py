@@ -134,6 +134,7 @@ def find_caller(session: Session, phone: str | None) -> Caller:
             action="read",
             elder_ids=[e.id for e in found if e.id is not None],
             what="hotline caller lookup",
+            client="twilio",
             session=session,
         )
     own = [e for e in found if e.phone == phone]
