@@ -24,7 +24,7 @@ from dispatch.core.auth import mask_name
 from dispatch.core.clock import utcnow
 from dispatch.core.db import get_engine, session_scope
 from tests.helpers import ELDER, Api, drain_jobs
-from tests.hotline.conftest import Twilio, twilio, twilio_env  # noqa: F401  (fixtures)
+from tests.hotline.conftest import Twilio
 from tests.security.world import ROLES, World, build_world, kind_of, operations
 
 _PARAM = re.compile(r"{(\w+)}")
@@ -88,7 +88,9 @@ def test_every_answer_with_elder_data_is_audited(client: TestClient, api: Api) -
             rows = [r for r in _rows_after(last) if r.action == "read" and r.actor_id == w.ids["user"][role]]
             unaudited = shown - {r.elder_id for r in rows}
             if unaudited:
-                missing.append(f"{method} {url} as {role} shows elders {sorted(unaudited)} without an audit row")
+                missing.append(
+                    f"{method} {url} as {role} shows elders {sorted(unaudited)} without an audit row"
+                )
             audited += len(shown) > 0
     assert not missing, "\n".join(missing)
     assert audited >= 15, audited  # elders, lookups, requests, offers, messages, by several roles

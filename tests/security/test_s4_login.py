@@ -38,7 +38,10 @@ def _sign_in(client: httpx.Client, username: str, password: str) -> httpx.Respon
 def test_per_account_limit_holds_from_every_address(from_addresses: dict[str, TestClient]) -> None:
     user = make_user(Role.OPERATOR, password="the-right-password")
     a, b, c = from_addresses.values()
-    answers = [_sign_in((a, b)[i % 2], user, f"guess-{i}").status_code for i in range(ratelimit.MAX_FAILURES_PER_ACCOUNT)]
+    answers = [
+        _sign_in((a, b)[i % 2], user, f"guess-{i}").status_code
+        for i in range(ratelimit.MAX_FAILURES_PER_ACCOUNT)
+    ]
     assert answers == [401] * ratelimit.MAX_FAILURES_PER_ACCOUNT
     for client in (a, b, c):  # a third address is locked out of this account too
         locked = _sign_in(client, user, "the-right-password")  # even the right password

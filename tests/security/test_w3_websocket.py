@@ -34,7 +34,12 @@ def _refused(client: TestClient, url: str, headers: dict[str, str] | None = None
 def _token(user_id: int, *, key: str | None = None, expired: bool = False) -> str:
     now = utcnow()
     exp = now - timedelta(minutes=1) if expired else now + timedelta(hours=1)
-    claims = {"sub": str(user_id), "role": "operator", "iat": int(now.timestamp()), "exp": int(exp.timestamp())}
+    claims = {
+        "sub": str(user_id),
+        "role": "operator",
+        "iat": int(now.timestamp()),
+        "exp": int(exp.timestamp()),
+    }
     return jwt.encode(claims, key or get_settings().signing_key(), algorithm=TOKEN_ALGORITHM)
 
 
