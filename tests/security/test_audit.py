@@ -206,3 +206,23 @@ def test_postgresql_also_refuses_truncate(api: Api) -> None:
         return
     with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
         conn.execute(text("TRUNCATE audit_log"))
+
+
+def test_a_fresh_sqlite_database_refuses_too(tmp_path: Any) -> None:
+    """Also in the PostgreSQL run of the suite: the SQLite triggers, on a database migrated here."""
+    from sqlalchemy import create_engine
+
+    from dispatch.core.db import migrate
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    migrate(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO audit_log (at, actor_role, action, what, client) "
+                          "VALUES ('2026-01-01 00:00:00', 'admin', 'read', '', '')"))  # fmt: skip
+    for statement in ("UPDATE audit_log SET what = 'x'", "DELETE FROM audit_log"):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT what FROM audit_log")).scalars().all() == [""]
+    engine.dispose()
