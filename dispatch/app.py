@@ -19,6 +19,7 @@ from dispatch.core.middleware import SecurityHeaders
 from dispatch.elders.api import router as elders_router
 from dispatch.notify.api import router as messages_router
 from dispatch.orders.api import router as orders_router
+from dispatch.orders.batcher import IntakeBatcher
 from dispatch.orders.candidates import router as candidates_router
 from dispatch.visits.api import router as visits_router
 from dispatch.web.api import mount_static
@@ -33,10 +34,14 @@ log = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     hub = EventHub()
     app.state.hub = hub
+    intake = IntakeBatcher()
+    app.state.intake = intake
     await hub.start()
+    await intake.start()
     try:
         yield
     finally:
+        await intake.stop()
         await hub.stop()
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy import insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from dispatch.core.clock import utcnow
@@ -98,12 +99,49 @@ def record_read(
     record(principal=principal, action="read", elder_ids=elder_ids, what=what, client=client_of(connection))
 
 
+def actor_of(session: Session) -> tuple[Principal | None, str]:
+    """Who owns the session's unit of work: the bound actor (a webhook, a batch), else the
+    signed-in caller of the HTTP request it serves, else nobody (a job: the system)."""
+    if ACTOR in session.info:
+        return session.info[ACTOR]  # type: ignore[no-any-return]
+    from dispatch.core.db import REQUEST_KEY
+
+    request = session.info.get(REQUEST_KEY)
+    if request is None:
+        return None, ""
+    return getattr(request.state, "principal", None), client_of(request)
+
+
 def record_change(session: Session, *, elder_id: int, action: str, what: str) -> None:
-    """A change written in `session`'s transaction, by its bound actor (else by the system)."""
-    principal, client = session.info.get(ACTOR, (None, ""))
+    """A change written in `session`'s transaction, by whoever owns it (else by the system)."""
+    principal, client = actor_of(session)
     record(
         principal=principal, action=action, elder_ids=[elder_id], what=what, client=client, session=session
     )
+
+
+def record_changes(session: Session, changes: Sequence[tuple[Principal | None, str, int, str, str]]) -> None:
+    """Many changes at once, set-wise, in `session`'s transaction: (principal, client, elder_id,
+    action, what) each; a missing principal or client is the session's owner's."""
+    if not changes:
+        return
+    owner, owner_client = actor_of(session)
+    now = utcnow()
+    rows = []
+    for principal, client, elder_id, action, what in changes:
+        who = principal or owner
+        rows.append(
+            {
+                "at": now,
+                "actor_id": who.id if who else None,
+                "actor_role": who.role.value if who else "system",
+                "elder_id": elder_id,
+                "action": action[:32],
+                "what": what[:200],
+                "client": (client or owner_client)[:64],
+            }
+        )
+    session.execute(insert(AuditEntry), rows)
 
 
 def search(

@@ -8,11 +8,14 @@ for the write lock up front, under the busy timeout) and reading sessions stay d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -106,18 +109,54 @@ def session_scope(*, write: bool = True) -> Iterator[Session]:
 
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# session.info key: the HTTP request a session is the unit of work of.
+REQUEST_KEY = "eldercare_http_request"
+# Write units of work at once per API process. Must stay below the thread pool's size (anyio's
+# default is 40) and within the writer pool (10 + 20 overflow); see get_session.
+WRITE_CONCURRENCY = 16
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's unit of work. Write methods take the SQLite write lock up front."""
-    with session_scope(write=request.method not in _READ_METHODS) as session:
-        yield session
+def _write_gate(request: Request) -> asyncio.Semaphore:
+    gate = getattr(request.app.state, "write_gate", None)
+    if gate is None:
+        gate = request.app.state.write_gate = asyncio.Semaphore(WRITE_CONCURRENCY)
+    return gate
 
 
-# scope="function": the commit runs when the endpoint returns, before the answer is sent. With
-# FastAPI's default ("request") it ran after the answer was sent, so a 202 could go out for a
-# request whose commit then failed, and a client's next call could miss its own last write
-# (seen on PostgreSQL: a check-out right after a check-in found the visit not yet started).
+def _finish(session: Session, error: BaseException | None) -> None:
+    try:
+        if error is None:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's unit of work. Write methods take the SQLite write lock up front.
+
+    Why a gate for writers: a sync endpoint runs in the thread pool, and so does the validation
+    of its response, after it returned but before its transaction commits. If every thread of
+    the pool held a writer waiting for SQLite's write lock, the writer holding the lock could
+    never get a thread to finish, and the API would stall until the busy timeout (bench/load.py
+    found it at 64 concurrent clients). With fewer writers than threads, a thread is always
+    free for the lock holder. The commit runs on a thread of its own for the same reason."""
+    write = request.method not in _READ_METHODS
+    gate = _write_gate(request) if write else contextlib.nullcontext()
+    async with gate:
+        session = new_session(write=write)
+        session.info[REQUEST_KEY] = request  # whose unit of work it is, for the audit log
+        try:
+            yield session
+        except BaseException as exc:
+            await anyio.to_thread.run_sync(_finish, session, exc, limiter=anyio.CapacityLimiter(1))
+            raise
+        await anyio.to_thread.run_sync(_finish, session, None, limiter=anyio.CapacityLimiter(1))
+
+
+# scope="function": the unit of work ends (commits) before the response is sent, so a client
+# that got 202 can rely on the request being stored; the default would commit after sending.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 

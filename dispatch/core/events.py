@@ -60,6 +60,11 @@ class Event(SQLModel, table=True):
         return json.dumps(self.to_message(), ensure_ascii=False, separators=(",", ":"))
 
 
+def note_emitted(session: Session, seq: int) -> None:
+    """Events written with a bulk insert: ping the listeners after the commit, as emit() does."""
+    session.info[_EMITTED_KEY] = max(seq, session.info.get(_EMITTED_KEY) or 0)
+
+
 def emit(
     session: Session,
     type: str,
@@ -71,7 +76,7 @@ def emit(
     data: dict[str, Any] | None = None,
 ) -> Event:
     """Write one event in the caller's transaction; its seq is known on return."""
-    _lock_event_order(session)
+    lock_event_order(session)
     row = Event(
         type=type,
         request_id=request_id,
@@ -90,7 +95,8 @@ def emit(
     return row
 
 
-def _lock_event_order(session: Session) -> None:
+def lock_event_order(session: Session) -> None:
+    """PostgreSQL: take the event-order lock before drawing the transaction's first seq."""
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return

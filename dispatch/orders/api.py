@@ -12,6 +12,8 @@ from dispatch.core.db import SessionDep
 from dispatch.core.validation import IdPath, IdQuery, Offset, Township
 from dispatch.orders import offers as offer_service
 from dispatch.orders import service as request_service
+from dispatch.orders.batcher import IntakeBatcher
+from dispatch.orders.intake import IntakeItem
 from dispatch.orders.lifecycle import RequestStatus
 from dispatch.orders.models import OfferStatus, RequestKind
 from dispatch.orders.schemas import AssignBody, CancelBody, DeclineBody, OfferRead, RequestCreate, RequestRead
@@ -31,20 +33,27 @@ OfferReader = Annotated[Principal, require_roles(Role.PROVIDER, Role.OPERATOR, R
     status_code=202,
     responses={200: {"description": "Replay of an earlier request with the same Idempotency-Key"}},
 )
-def create_request(
+async def create_request(
     request_in: RequestCreate,
+    request: Request,
     response: Response,
-    session: SessionDep,
     principal: Intake,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> RequestRead:
-    """Take a request: committed with its first event and the job that matches it, answered 202."""
-    read, replayed = request_service.create_request(
-        session=session, principal=principal, request_in=request_in, idempotency_key=idempotency_key
+    """Take a request: committed with its first event and the job that matches it, answered 202.
+
+    Handed to the process's intake batcher, which commits what arrives together in one
+    transaction and answers each request once its transaction committed."""
+    batcher: IntakeBatcher = request.app.state.intake
+    outcome = await batcher.submit(
+        IntakeItem(principal, request_in, idempotency_key, client=audit.client_of(request))
     )
-    if replayed:
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.replayed:
         response.status_code = 200
-    return read
+    assert outcome.read is not None
+    return outcome.read
 
 
 @router.get("/api/requests", response_model=list[RequestRead])
