@@ -19,7 +19,9 @@ class JobName(StrEnum):
     RELAY_OUTBOX = "workers.maintenance.relay_outbox"
     SWEEP = "workers.maintenance.sweep"
     SEND_SMS = "workers.notify.send_sms"
+    SEND_PENDING_SMS = "workers.notify.send_pending_sms"
 
 
 # Outbox rows with a coalesce key wake one shared job instead of one job per row.
 COALESCE_MATCH = "match"
+COALESCE_SMS = "sms"
