@@ -13,6 +13,7 @@ from dispatch.console.api import router as console_router
 from dispatch.console.board import router as console_board_router
 from dispatch.console.hub import EventHub
 from dispatch.core import health
+from dispatch.core.audit_api import router as audit_router  # issue 6: the audit log for admins
 from dispatch.core.errors import ERROR_RESPONSES, install_error_handlers
 from dispatch.core.middleware import SecurityHeaders
 from dispatch.elders.api import router as elders_router
@@ -67,6 +68,7 @@ def create_app() -> FastAPI:
         console_board_router,
         candidates_router,
         hotline_router,
+        audit_router,  # issue 6 (security)
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from typing import Annotated
@@ -20,10 +19,10 @@ console = Console()
 
 
 def _logging() -> None:
-    logging.basicConfig(
-        level=get_settings().log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # Scrubbed output (tokens, secrets, phone numbers): see dispatch/core/logs.py.
+    from dispatch.core.logs import setup_logging
+
+    setup_logging()
 
 
 @app.command()
@@ -46,6 +45,7 @@ def serve(
     import uvicorn
 
     from dispatch.core.db import migrate as run_migrations
+    from dispatch.core.logs import uvicorn_log_config
     from dispatch.core.redis import redis_url
 
     settings = get_settings()
@@ -59,6 +59,7 @@ def serve(
         port=port or settings.port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(),
         access_log=False,
         proxy_headers=True,
     )

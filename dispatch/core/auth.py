@@ -126,7 +126,12 @@ def issue_token(user: User) -> str:
 def principal_from_token(session: Session, token: str) -> Principal:
     """Decode a bearer token and load its (still active) account."""
     try:
-        claims = jwt.decode(token, get_settings().signing_key(), algorithms=[TOKEN_ALGORITHM])
+        claims = jwt.decode(
+            token,
+            get_settings().signing_key(),
+            algorithms=[TOKEN_ALGORITHM],
+            options={"require": ["exp", "sub"]},  # PyJWT accepts a token without exp otherwise
+        )
         user_id = int(claims["sub"])
     except (jwt.PyJWTError, KeyError, ValueError):
         raise Unauthorized("invalid or expired token", headers={"WWW-Authenticate": "Bearer"}) from None

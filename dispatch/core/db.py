@@ -25,6 +25,8 @@ from dispatch.core.config import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Engines hide statement parameters (names, phones, care notes) from their logs and from the
+# text of their exceptions, which end up in tracebacks.
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
@@ -36,6 +38,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         pool_size=10,
         max_overflow=20,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
@@ -66,7 +69,9 @@ def _engines(url: str) -> tuple[Engine, Engine]:
         if url.startswith("sqlite"):
             pair = (_sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
         else:
-            engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            engine = create_engine(
+                url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+            )
             pair = (engine, engine)
         _ENGINES[url] = pair
     return pair
@@ -104,6 +109,8 @@ def session_scope(*, write: bool = True) -> Iterator[Session]:
 
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# session.info key: the HTTP request a session is the unit of work of.
+REQUEST_KEY = "eldercare_http_request"
 # Write units of work at once per API process. Must stay below the thread pool's size (anyio's
 # default is 40) and within the writer pool (10 + 20 overflow); see get_session.
 WRITE_CONCURRENCY = 16
@@ -139,6 +146,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     gate = _write_gate(request) if write else contextlib.nullcontext()
     async with gate:
         session = new_session(write=write)
+        session.info[REQUEST_KEY] = request  # whose unit of work it is, for the audit log
         try:
             yield session
         except BaseException as exc:

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from dispatch.core import audit
 from dispatch.core.clock import utcnow
 from dispatch.core.redis import get_redis
 from dispatch.core.types import JSONType, UTCDateTime
@@ -87,6 +88,10 @@ def emit(
     session.add(row)
     session.flush()
     session.info[_EMITTED_KEY] = row.seq
+    if elder_id is not None:  # a change of this elder's record: audited in the same transaction
+        audit.record_change(
+            session, elder_id=elder_id, action=type, what=f"request {request_id} event {row.seq}"
+        )
     return row
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from dispatch.core import audit
 from dispatch.core.auth import CurrentPrincipal, Principal, Role, require_roles
 from dispatch.core.db import SessionDep
 from dispatch.core.validation import IdPath, IdQuery, Offset, Township
@@ -44,7 +45,9 @@ async def create_request(
     Handed to the process's intake batcher, which commits what arrives together in one
     transaction and answers each request once its transaction committed."""
     batcher: IntakeBatcher = request.app.state.intake
-    outcome = await batcher.submit(IntakeItem(principal, request_in, idempotency_key))
+    outcome = await batcher.submit(
+        IntakeItem(principal, request_in, idempotency_key, client=audit.client_of(request))
+    )
     if outcome.error is not None:
         raise outcome.error
     if outcome.replayed:
@@ -55,6 +58,7 @@ async def create_request(
 
 @router.get("/api/requests", response_model=list[RequestRead])
 def list_requests(
+    http: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
     status: RequestStatus | None = None,
@@ -75,12 +79,16 @@ def list_requests(
         limit=limit,
         offset=offset,
     )
+    audit.record_read(http, principal, (r.elder_id for r in rows), "requests")
     return request_service.request_reads(session, rows)
 
 
 @router.get("/api/requests/{request_id}", response_model=RequestRead)
-def get_request(request_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> RequestRead:
+def get_request(
+    request_id: IdPath, http: Request, session: SessionDep, principal: CurrentPrincipal
+) -> RequestRead:
     request = request_service.get_request(session=session, principal=principal, request_id=request_id)
+    audit.record_read(http, principal, [request.elder_id], f"request {request_id}")
     return request_service.request_reads(session, [request])[0]
 
 
@@ -107,6 +115,7 @@ def assign_request(
 
 @router.get("/api/offers", response_model=list[OfferRead])
 def list_offers(
+    http: Request,
     session: SessionDep,
     principal: OfferReader,
     status: OfferStatus | None = None,
@@ -115,7 +124,11 @@ def list_offers(
 ) -> list[OfferRead]:
     """The caller's provider's offers (staff see all)."""
     rows = offer_service.list_offers(session, principal=principal, status=status, limit=limit, offset=offset)
-    return offer_service.offer_reads(session, rows)
+    reads = offer_service.offer_reads(session, rows)
+    # Each offer shows its elder's name, address and phone (masked): a read of the elder's record.
+    elders = request_service.elder_ids_of(session, [o.request_id for o in reads])
+    audit.record_read(http, principal, elders, "offers")
+    return reads
 
 
 @router.post("/api/offers/{offer_id}/accept", response_model=RequestRead)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
+from dispatch.core import audit
 from dispatch.core.auth import Principal, Role, require_roles
 from dispatch.core.db import SessionDep
 from dispatch.core.validation import IdPath
@@ -101,7 +102,13 @@ def list_candidates(*, session: Session, principal: Principal, request_id: int) 
 
 
 @router.get("/api/requests/{request_id}/candidates", response_model=CandidatesRead)
-def get_candidates(request_id: IdPath, session: SessionDep, principal: Dispatcher) -> CandidatesRead:
+def get_candidates(
+    request_id: IdPath, http: Request, session: SessionDep, principal: Dispatcher
+) -> CandidatesRead:
     """Feasible providers for a manual dispatch, best (lowest score) first, with distance and
     the score's parts."""
-    return list_candidates(session=session, principal=principal, request_id=request_id)
+    found = list_candidates(session=session, principal=principal, request_id=request_id)
+    # Distances are measured from the elder's home: a read of the elder's record.
+    elder_ids = request_service.elder_ids_of(session, [request_id])
+    audit.record_read(http, principal, elder_ids, f"candidates for request {request_id}")
+    return found

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import insert, select, text
 from sqlmodel import Session, col
 
+from dispatch.core import audit
 from dispatch.core.auth import Principal, Role
 from dispatch.core.clock import LOCAL_TZ, local, utcnow
 from dispatch.core.config import get_settings
@@ -50,6 +51,7 @@ class IntakeItem:
     principal: Principal
     request_in: RequestCreate
     idempotency_key: str | None = None
+    client: str = ""  # the caller's address, for the audit log
 
 
 @dataclass
@@ -306,6 +308,19 @@ def _store(
         .all()
     )
     note_emitted(session, max(seqs))
+    audit.record_changes(  # a request filed for an elder is a change of the elder's record
+        session,
+        [
+            (
+                items[i].principal,
+                items[i].client,
+                row["elder_id"],
+                "request.created",
+                f"request {rid} event {seq}",
+            )
+            for i, rid, seq, row in zip(fresh, ids, seqs, rows, strict=True)
+        ],
+    )
     records = []
     for i, request_id, seq, row in zip(fresh, ids, seqs, rows, strict=True):
         read = _read(request_id, row, seq, now)

@@ -101,6 +101,14 @@ def list_requests(
     ).all()
 
 
+def elder_ids_of(session: Session, request_ids: Sequence[int]) -> set[int]:
+    """The elders these requests are for (the audit log names elders, not requests)."""
+    if not request_ids:
+        return set()
+    stmt = select(ServiceRequest.elder_id).where(col(ServiceRequest.id).in_(request_ids))
+    return set(session.exec(stmt).all())
+
+
 def request_reads(session: Session, requests: Sequence[ServiceRequest]) -> list[RequestRead]:
     """API shapes with their timelines, read in one query."""
     ids = [r.id for r in requests]
