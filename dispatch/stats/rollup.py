@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Table, delete, distinct, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
@@ -148,13 +148,16 @@ def due_days(session: Session, *, now: datetime | None = None) -> list[date]:
         day += timedelta(days=1)
     since = session.execute(select(func.max(ROLLED.c.computed_at))).scalar()
     if since is not None:
-        changed = select(distinct(local_day(R.c.created_at, d))).where(
-            R.c.updated_at >= since, R.c.created_at < today_start
+        changed = (
+            select(local_day(R.c.created_at, d))
+            .where(R.c.updated_at >= since, R.c.created_at < today_start)
+            .distinct()
         )
         rated = (
-            select(distinct(local_day(R.c.created_at, d)))
+            select(local_day(R.c.created_at, d))
             .select_from(F.join(R, R.c.id == F.c.request_id))
             .where(F.c.created_at >= since, R.c.created_at < today_start)
+            .distinct()
         )
         for query in (changed, rated):
             due.update(date.fromisoformat(v) for v in session.execute(query).scalars())
