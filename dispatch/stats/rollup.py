@@ -66,9 +66,9 @@ def _figures(agg: Agg) -> dict[str, Any]:
     row.update({f"failed_{o}": agg.failed.get(o, 0) for o in OUTCOMES})
     row["failed_other"] = agg.failed_visits - sum(agg.failed.get(o, 0) for o in OUTCOMES)
     row.update(busy_seconds=round(agg.busy_seconds, 1), ratings=agg.ratings, rating_sum=agg.rating_sum)
-    row.update(
-        complaints=agg.complaints, reasons=",".join(f"{r}:{n}" for r, n in sorted(agg.reasons.items()))
-    )
+    row.update({f"esc_{r}": agg.reasons.get(r, 0) for r in REASONS}, complaints=agg.complaints)
+    # Reasons the matcher may name in future versions: kept as text, summed on reading.
+    row["reasons"] = ",".join(f"{r}:{n}" for r, n in sorted(agg.reasons.items()) if r not in REASONS)
     row["assign_seconds"] = ",".join(f"{v:.1f}" for v in agg.assign)
     row["arrival_seconds"] = ",".join(f"{v:.1f}" for v in agg.arrival)
     return row

@@ -114,3 +114,32 @@ def test_the_cron_configuration_registers_the_plan_and_welfare_jobs() -> None:
     assert jobs["workers.plans.welfare_guarantee"].interval == settings.welfare_check_interval_seconds
     assert jobs["workers.stats.refresh_stats"].interval == settings.stats_refresh_interval_seconds
     assert {job.queue_name for job in jobs.values()} == {"eldercare-maintenance"}
+
+
+def test_two_rq_cron_schedulers_with_a_worker_create_each_occurrence_once(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The real thing: `eldercare scheduler` twice (rq cron) and a maintenance worker, every 5 s."""
+    from rq.cron import get_cron_job_ids
+
+    from dispatch.core.redis import get_redis
+    from tests.processes import running_platform
+
+    _plans(api, count=3)
+    fast = {**env, "PLAN_HORIZON_HOURS": "48", "PLAN_SCHEDULE_INTERVAL_SECONDS": "5"}
+    with running_platform(fast, tmp_path) as platform:
+        platform.start_worker("eldercare-maintenance")
+        platform.start("scheduler-a", "scheduler")
+        platform.start("scheduler-b", "scheduler")
+        try:
+            wait_for(
+                lambda: sum(_occurrences().values()) >= 6, timeout=120, what="the cron job to book 6 days"
+            )
+            runs = lambda: len(get_cron_job_ids("workers.plans.schedule_plans", get_redis()))  # noqa: E731
+            wait_for(lambda: runs() >= 6, timeout=120, what="several more cron runs")
+        except AssertionError:
+            print(platform.logs())
+            raise
+    occurrences = _occurrences()
+    assert len(occurrences) == 6 and set(occurrences.values()) == {1}
+    assert _scheduled_requests() == 6

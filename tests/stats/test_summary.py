@@ -148,3 +148,21 @@ def test_a_late_rating_reaches_a_rolled_up_day(d: Dataset) -> None:
     assert _get(d, f"/api/stats/summary?{WEEK}")["ratings"]["count"] == 3  # rolled: one run behind
     assert refresh_stats() >= 1  # the cron job sees the rating and redoes 11-04
     assert _get(d, f"/api/stats/summary?{WEEK}")["ratings"] == {"count": 4, "average": 3.0, "complaints": 2}
+
+
+def test_an_escalation_reason_the_rollups_do_not_know_is_kept(d: Dataset) -> None:
+    from sqlalchemy import update
+    from sqlmodel import col
+
+    from dispatch.orders.models import ServiceRequest
+
+    with session_scope() as session:  # a reason a later matcher might give
+        session.execute(
+            update(ServiceRequest)
+            .where(col(ServiceRequest.id) == d.requests["r7"])
+            .values(escalation_reason="provider_on_strike")
+        )
+    live = _get(d, f"/api/stats/summary?{WEEK}")["escalations"]
+    _roll_up()
+    assert _get(d, f"/api/stats/summary?{WEEK}")["escalations"] == live
+    assert live == {"total": 2, "by_reason": {"not_placed_in_time": 1, "provider_on_strike": 1}}
