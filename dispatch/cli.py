@@ -95,7 +95,7 @@ def worker(
 
 @app.command()
 def scheduler() -> None:
-    """The `rq cron` scheduler: outbox relay and sweeper (and later recurring services)."""
+    """The `rq cron` scheduler: outbox relay, sweeper, plans, welfare guarantee, statistics rollups."""
     from workers.runner import run_scheduler
 
     _logging()

@@ -56,6 +56,7 @@ def _row(key: Any, agg: Agg) -> BreakdownRow:
         completion_rate=rate(agg.served, agg.requests),
         escalations=agg.escalated,
         escalation_rate=rate(agg.escalated, agg.requests),
+        escalation_reasons=dict(agg.reasons.most_common()),
         seconds_to_assign_p50=a50,
         seconds_to_assign_p90=a90,
         seconds_to_arrival_p50=r50,

@@ -76,6 +76,7 @@ class BreakdownRow(BaseModel):
     completion_rate: float | None
     escalations: int
     escalation_rate: float | None
+    escalation_reasons: dict[str, int]
     seconds_to_assign_p50: float | None
     seconds_to_assign_p90: float | None
     seconds_to_arrival_p50: float | None

@@ -76,6 +76,7 @@ def test_breakdowns_by_day_hour_township_provider_and_kind(d: Dataset) -> None:
         (2, 2, 0), (2, 1, 0), (1, 1, 0), (2, 0, 1)]  # fmt: skip
     assert days["2026-11-02"]["seconds_to_assign_p50"] == 60.0 and days["2026-11-02"]["average_rating"] == 3.5
     assert days["2026-11-03"]["failed_visits"] == 1
+    assert days["2026-11-05"]["escalation_reasons"] == {"not_placed_in_time": 1}
     hours = rows("hour")
     assert {k: r["requests"] for k, r in hours.items()} == {
         "07": 1,
