@@ -21,9 +21,14 @@ from dispatch.notify.api import router as messages_router
 from dispatch.orders.api import router as orders_router
 from dispatch.orders.batcher import IntakeBatcher
 from dispatch.orders.candidates import router as candidates_router
+
+# ---- issue 5: recurring services, welfare guarantee, statistics ----
+from dispatch.plans.api import router as plans_router
+from dispatch.stats.api import router as stats_router
 from dispatch.visits.api import router as visits_router
 from dispatch.web.api import mount_static
 from dispatch.web.api import router as web_router
+from dispatch.welfare.api import router as welfare_router
 from hotline.api import router as hotline_router
 from services.api import router as providers_router
 
@@ -69,6 +74,9 @@ def create_app() -> FastAPI:
         candidates_router,
         hotline_router,
         audit_router,  # issue 6 (security)
+        plans_router,  # issue 5
+        welfare_router,  # issue 5
+        stats_router,  # issue 5
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
 
