@@ -13,16 +13,23 @@ from dispatch.console.api import router as console_router
 from dispatch.console.board import router as console_board_router
 from dispatch.console.hub import EventHub
 from dispatch.core import health
+from dispatch.core.audit_api import router as audit_router  # issue 6: the audit log for admins
 from dispatch.core.errors import ERROR_RESPONSES, install_error_handlers
 from dispatch.core.middleware import SecurityHeaders
 from dispatch.elders.api import router as elders_router
 from dispatch.matching.api import router as matching_router  # matching (issue 8): refused providers
 from dispatch.notify.api import router as messages_router
 from dispatch.orders.api import router as orders_router
+from dispatch.orders.batcher import IntakeBatcher
 from dispatch.orders.candidates import router as candidates_router
+
+# ---- issue 5: recurring services, welfare guarantee, statistics ----
+from dispatch.plans.api import router as plans_router
+from dispatch.stats.api import router as stats_router
 from dispatch.visits.api import router as visits_router
 from dispatch.web.api import mount_static
 from dispatch.web.api import router as web_router
+from dispatch.welfare.api import router as welfare_router
 from hotline.api import router as hotline_router
 from services.api import router as providers_router
 
@@ -33,10 +40,14 @@ log = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     hub = EventHub()
     app.state.hub = hub
+    intake = IntakeBatcher()
+    app.state.intake = intake
     await hub.start()
+    await intake.start()
     try:
         yield
     finally:
+        await intake.stop()
         await hub.stop()
 
 
@@ -64,6 +75,10 @@ def create_app() -> FastAPI:
         candidates_router,
         matching_router,
         hotline_router,
+        audit_router,  # issue 6 (security)
+        plans_router,  # issue 5
+        welfare_router,  # issue 5
+        stats_router,  # issue 5
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from typing import Annotated
@@ -20,10 +19,10 @@ console = Console()
 
 
 def _logging() -> None:
-    logging.basicConfig(
-        level=get_settings().log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # Scrubbed output (tokens, secrets, phone numbers): see dispatch/core/logs.py.
+    from dispatch.core.logs import setup_logging
+
+    setup_logging()
 
 
 @app.command()
@@ -46,6 +45,7 @@ def serve(
     import uvicorn
 
     from dispatch.core.db import migrate as run_migrations
+    from dispatch.core.logs import uvicorn_log_config
     from dispatch.core.redis import redis_url
 
     settings = get_settings()
@@ -59,6 +59,7 @@ def serve(
         port=port or settings.port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(),
         access_log=False,
         proxy_headers=True,
     )
@@ -95,7 +96,7 @@ def worker(
 
 @app.command()
 def scheduler() -> None:
-    """The `rq cron` scheduler: outbox relay and sweeper (and later recurring services)."""
+    """The `rq cron` scheduler: outbox relay, sweeper, plans, welfare guarantee, statistics rollups."""
     from workers.runner import run_scheduler
 
     _logging()
@@ -106,11 +107,43 @@ def scheduler() -> None:
 def seed(
     demo: Annotated[bool, typer.Option("--demo", help="Seed the Jinghai demo district.")] = False,
     elders: Annotated[int, typer.Option(help="How many demo elders.")] = 2000,
+    history: Annotated[
+        int, typer.Option(min=0, max=3660, help="Also seed this many days of service history (once).")
+    ] = 0,
 ) -> None:
     """Seed demo data (idempotent)."""
     if not demo:
         raise typer.BadParameter("nothing to seed: pass --demo")
     _seed_demo(elders)
+    if history:
+        _seed_history(history)  # issue 5: synthetic history for the manager page
+
+
+def _seed_history(days: int) -> None:
+    from dispatch.core.db import session_scope
+    from dispatch.demo.history import seed_history
+
+    started = time.monotonic()
+    with Progress(
+        TextColumn("[bold]{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    ) as progress:  # fmt: skip
+        tasks: dict[str, TaskID] = {}
+
+        def note(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done)
+
+        with session_scope() as session:
+            report = seed_history(session, days=days, progress=note)
+    if report.skipped:
+        console.print("history already seeded (nothing added)")
+        return
+    console.print(
+        f"history: {report.days} days, {report.plans} plans, {report.requests} requests, {report.visits} visits, "
+        f"{report.ratings} ratings, {report.welfare_checks} welfare checks in {time.monotonic() - started:.1f} s"
+    )
 
 
 def _seed_demo(elders: int) -> None:

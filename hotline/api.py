@@ -25,6 +25,7 @@ from dispatch.core.clock import utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.db import session_scope
 from dispatch.core.errors import BadRequest, DomainError, Forbidden
+from dispatch.core.validation import MAX_INT
 from hotline import sms, twiml, voice
 from hotline.models import WebhookKind
 from hotline.service import Inbound
@@ -125,7 +126,9 @@ def incoming_sms(params: TwilioParams) -> Response:
 
 
 @router.post("/status", response_model=None, response_class=Response, responses=TWIML_RESPONSES)
-def delivery_status(params: TwilioParams, m: Annotated[int | None, Query(ge=1)] = None) -> Response:
+def delivery_status(
+    params: TwilioParams, m: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None
+) -> Response:
     """A delivery callback for a message we sent (`m` is our message id, set by the gateway)."""
     inbound = Inbound(
         WebhookKind.STATUS,

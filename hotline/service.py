@@ -104,7 +104,9 @@ def system_principal(
         except IntegrityError:
             user = session.exec(select(User).where(User.username == SYSTEM_USERNAME)).one()
     assert user.id is not None
-    return Principal(user.id, SYSTEM_USERNAME, role, provider_id)
+    principal = Principal(user.id, SYSTEM_USERNAME, role, provider_id)
+    audit.bind_actor(session, principal, "twilio")  # the changes of this webhook are the hotline's
+    return principal
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ def find_caller(session: Session, phone: str | None) -> Caller:
             action="read",
             elder_ids=[e.id for e in found if e.id is not None],
             what="hotline caller lookup",
+            client="twilio",
             session=session,
         )
     own = [e for e in found if e.phone == phone]

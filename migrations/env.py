@@ -15,6 +15,8 @@ import dispatch.elders.models  # noqa: F401
 import dispatch.matching.models  # noqa: F401  (matching, issue 8)
 import dispatch.notify.models  # noqa: F401
 import dispatch.orders.models  # noqa: F401
+import dispatch.plans.models  # noqa: F401
+import dispatch.stats.models  # noqa: F401
 import dispatch.visits.models  # noqa: F401
 import dispatch.welfare.models  # noqa: F401
 import services.models  # noqa: F401

@@ -149,6 +149,9 @@ def env(
 
 
 def _reset() -> None:
+    from dispatch.core.auth import forget_principals
+
+    forget_principals()
     get_settings.cache_clear()
     core_db.dispose_engines()
     core_redis.reset_clients()

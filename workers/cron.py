@@ -8,6 +8,8 @@ from dispatch.core.config import get_settings
 from dispatch.core.jobs import QueueName
 from workers.maintenance import relay_outbox, sweep
 from workers.matching import refresh_prices
+from workers.plans import schedule_plans, welfare_guarantee
+from workers.stats import refresh_stats
 
 _settings = get_settings()
 
@@ -18,6 +20,30 @@ cron.register(
     queue_name=QueueName.MAINTENANCE,
     interval=_settings.sweep_interval_seconds,
     ttl=_settings.sweep_interval_seconds * 3,
+    result_ttl=0,
+)
+
+# Recurring services, the welfare guarantee and the statistics rollups (issue 5). Every job is
+# idempotent, so a run that overlaps the previous one, or a second scheduler, does nothing twice.
+cron.register(
+    schedule_plans,
+    queue_name=QueueName.MAINTENANCE,
+    interval=_settings.plan_schedule_interval_seconds,
+    ttl=_settings.plan_schedule_interval_seconds * 2,
+    result_ttl=0,
+)
+cron.register(
+    welfare_guarantee,
+    queue_name=QueueName.MAINTENANCE,
+    interval=_settings.welfare_check_interval_seconds,
+    ttl=_settings.welfare_check_interval_seconds * 2,
+    result_ttl=0,
+)
+cron.register(
+    refresh_stats,
+    queue_name=QueueName.MAINTENANCE,
+    interval=_settings.stats_refresh_interval_seconds,
+    ttl=_settings.stats_refresh_interval_seconds,
     result_ttl=0,
 )
 

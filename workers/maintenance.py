@@ -7,13 +7,16 @@ from datetime import timedelta
 
 from dispatch.core.config import get_settings
 from dispatch.core.db import session_scope
-from dispatch.core.jobs import COALESCE_MATCH, JobName, QueueName
+from dispatch.core.jobs import COALESCE_MATCH, COALESCE_SMS, JobName, QueueName
 from dispatch.core.outbox import enqueue_rows, mark_enqueued, stale_rows, wake
+from dispatch.notify import service as notify_service
 from dispatch.orders import sweep as sweeper
 
 log = logging.getLogger(__name__)
 
 RELAY_AFTER = timedelta(seconds=5)
+# A send job holds a message `sending` for a second or two; this long means it died.
+SENDING_STUCK_AFTER = timedelta(minutes=2)
 
 
 def relay_outbox() -> int:
@@ -36,6 +39,15 @@ def sweep() -> dict[str, int]:
     if result.stale_queued:
         # Queued requests nobody touched: their wake-up was lost. Force a matcher run.
         wake(COALESCE_MATCH, JobName.MATCH_PENDING, QueueName.MATCH, force=True)
+    with session_scope() as session:
+        stuck = notify_service.requeue_stuck(session, older_than=SENDING_STUCK_AFTER)
+        unsent = notify_service.stale_due_count(
+            session, older_than=timedelta(seconds=settings.stale_after_seconds)
+        )
+    if stuck or unsent:
+        # Messages nobody is sending: a send job died or its wake-up was lost.
+        wake(COALESCE_SMS, JobName.SEND_PENDING_SMS, QueueName.NOTIFY, force=True)
+        log.info("sweep: %d message(s) stuck sending, %d due and unsent: sender woken", stuck, unsent)
     if result.escalated or result.expired or result.stale_queued:
         log.info("sweep: %s", result)
     return {"escalated": result.escalated, "expired": result.expired, "stale_queued": result.stale_queued}

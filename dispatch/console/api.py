@@ -1,5 +1,5 @@
-"""`WS /ws/events?token=&since=`: every stored event after `since` in the caller's scope,
-in order, then the live ones."""
+"""`WS /ws/events?token=&since=[&elder_id=]`: every stored event after `since` in the caller's
+scope (and of that one elder, if given), in order, then the live ones."""
 
 from __future__ import annotations
 
@@ -42,18 +42,23 @@ def origin_allowed(websocket: WebSocket) -> bool:
     return origin in get_settings().origin_allow_list
 
 
-def _authenticate(token: str) -> tuple[Principal, frozenset[int]]:
+def _authenticate(token: str, elder_id: int | None) -> tuple[Principal, frozenset[int]]:
     with new_session(write=False) as session:
         principal = principal_from_token(session, token)
         elders: frozenset[int] = frozenset()
         if principal.role == Role.FAMILY:
             elders = frozenset(elder_service.linked_elder_ids(session=session, user_id=principal.id))
+        if elder_id is not None:
+            # An elder outside the caller's scope is refused like an unknown one (no probing).
+            elder_service.get_elder(session=session, principal=principal, elder_id=elder_id)
         return principal, elders
 
 
 def _replay_page(client: Client, since: int) -> list[Frame]:
     """Stored events after `since` in the client's scope, filtered in SQL."""
     stmt = select(Event).where(col(Event.seq) > since)
+    if client.only_elder is not None:
+        stmt = stmt.where(Event.elder_id == client.only_elder)
     role = client.principal.role
     if role == Role.PROVIDER:
         stmt = stmt.where(Event.provider_id == client.principal.provider_id)
@@ -65,12 +70,12 @@ def _replay_page(client: Client, since: int) -> list[Frame]:
 
 
 @router.websocket("/ws/events")
-async def events(websocket: WebSocket, token: str = "", since: int = 0) -> None:
+async def events(websocket: WebSocket, token: str = "", since: int = 0, elder_id: int | None = None) -> None:
     if not origin_allowed(websocket):
         await websocket.close(code=CLOSE_POLICY, reason="origin not allowed")
         return
     try:
-        principal, elders = await asyncio.to_thread(_authenticate, token)
+        principal, elders = await asyncio.to_thread(_authenticate, token, elder_id)
     except DomainError as exc:
         await websocket.close(code=CLOSE_POLICY, reason=exc.detail)
         return
@@ -78,7 +83,7 @@ async def events(websocket: WebSocket, token: str = "", since: int = 0) -> None:
         await websocket.close(code=CLOSE_POLICY, reason="since must be >= 0")
         return
     hub: EventHub = websocket.app.state.hub
-    client = Client(principal=principal, elder_ids=elders)
+    client = Client(principal=principal, elder_ids=elders, only_elder=elder_id)
     await websocket.accept()
     hub.register(client)  # before the replay, so nothing committed meanwhile falls in between
     try:

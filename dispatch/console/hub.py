@@ -43,6 +43,8 @@ class Client:
 
     principal: Principal
     elder_ids: frozenset[int] = frozenset()
+    # `?elder_id=`: only this elder's events (a family page following one relative).
+    only_elder: int | None = None
     queue: asyncio.Queue[Frame | None] = field(
         default_factory=lambda: asyncio.Queue(get_settings().ws_client_queue)
     )
@@ -51,6 +53,8 @@ class Client:
     hang_up: Callable[[], object] | None = None
 
     def wants(self, frame: Frame) -> bool:
+        if self.only_elder is not None and frame.elder_id != self.only_elder:
+            return False
         role = self.principal.role
         if role == Role.PROVIDER:
             return frame.provider_id is not None and frame.provider_id == self.principal.provider_id

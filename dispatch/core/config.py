@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -77,6 +78,37 @@ class Settings(BaseSettings):
 
     # Frames a websocket client may fall behind before it is cut off (it reconnects with since=).
     ws_client_queue: int = Field(default=2000, ge=10)
+
+    # ---- recurring services, welfare guarantee, statistics, subsidy ledger (issue 5) ----
+    # Plans create their requests this far ahead of the service window (and no earlier).
+    plan_horizon_hours: int = Field(default=24, ge=1, le=168)
+    plan_schedule_interval_seconds: int = Field(default=60, ge=5)
+    welfare_check_interval_seconds: int = Field(default=60, ge=5)
+    # How often past days' statistics are rolled up (today is always computed live).
+    stats_refresh_interval_seconds: int = Field(default=300, ge=10)
+    # An elder living alone or under 特困 support must be visited at least this often (days),
+    # unless a visit plan sets their own rhythm.
+    welfare_rhythm_days: int = Field(default=7, ge=1, le=90)
+    # A scheduled request still not placed this long before its window raises a welfare check.
+    welfare_unplaced_lead_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    # A scheduled request assigned but never checked in this long after its window raises one.
+    welfare_no_show_grace_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    # Monthly subsidy entitlement by assistance category, yuan (none: 0).
+    subsidy_monthly_dibao: Decimal = Field(default=Decimal("300"), ge=0, decimal_places=2)
+    subsidy_monthly_low_income: Decimal = Field(default=Decimal("200"), ge=0, decimal_places=2)
+    subsidy_monthly_tekun: Decimal = Field(default=Decimal("600"), ge=0, decimal_places=2)
+    # What one verified, completed service draws from the entitlement, yuan.
+    price_meal: Decimal = Field(default=Decimal("15"), ge=0, decimal_places=2)
+    price_day_care: Decimal = Field(default=Decimal("30"), ge=0, decimal_places=2)
+    price_home_care: Decimal = Field(default=Decimal("50"), ge=0, decimal_places=2)
+    price_visit: Decimal = Field(default=Decimal("20"), ge=0, decimal_places=2)
+    price_emergency: Decimal = Field(default=Decimal("0"), ge=0, decimal_places=2)
+    # Targets of the plan's indicators, shown beside each tile on the manager page.
+    target_meal_township_share: float = Field(default=1.0, ge=0, le=1)
+    target_day_care_township_share: float = Field(default=1.0, ge=0, le=1)
+    target_visited_on_rhythm_share: float = Field(default=0.95, ge=0, le=1)
+    target_average_rating: float = Field(default=4.5, ge=1, le=5)
+    target_complaint_rate: float = Field(default=0.05, ge=0, le=1)
 
     log_level: str = "INFO"
     # RQ logs every job at INFO; that drowns everything else on one terminal.

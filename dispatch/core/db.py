@@ -8,11 +8,14 @@ for the write lock up front, under the busy timeout) and reading sessions stay d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -22,6 +25,8 @@ from dispatch.core.config import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Engines hide statement parameters (names, phones, care notes) from their logs and from the
+# text of their exceptions, which end up in tracebacks.
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
@@ -33,6 +38,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         pool_size=10,
         max_overflow=20,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
@@ -63,7 +69,9 @@ def _engines(url: str) -> tuple[Engine, Engine]:
         if url.startswith("sqlite"):
             pair = (_sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
         else:
-            engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            engine = create_engine(
+                url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+            )
             pair = (engine, engine)
         _ENGINES[url] = pair
     return pair
@@ -101,15 +109,55 @@ def session_scope(*, write: bool = True) -> Iterator[Session]:
 
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# session.info key: the HTTP request a session is the unit of work of.
+REQUEST_KEY = "eldercare_http_request"
+# Write units of work at once per API process. Must stay below the thread pool's size (anyio's
+# default is 40) and within the writer pool (10 + 20 overflow); see get_session.
+WRITE_CONCURRENCY = 16
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's unit of work. Write methods take the SQLite write lock up front."""
-    with session_scope(write=request.method not in _READ_METHODS) as session:
-        yield session
+def _write_gate(request: Request) -> asyncio.Semaphore:
+    gate = getattr(request.app.state, "write_gate", None)
+    if gate is None:
+        gate = request.app.state.write_gate = asyncio.Semaphore(WRITE_CONCURRENCY)
+    return gate
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+def _finish(session: Session, error: BaseException | None) -> None:
+    try:
+        if error is None:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's unit of work. Write methods take the SQLite write lock up front.
+
+    Why a gate for writers: a sync endpoint runs in the thread pool, and so does the validation
+    of its response, after it returned but before its transaction commits. If every thread of
+    the pool held a writer waiting for SQLite's write lock, the writer holding the lock could
+    never get a thread to finish, and the API would stall until the busy timeout (bench/load.py
+    found it at 64 concurrent clients). With fewer writers than threads, a thread is always
+    free for the lock holder. The commit runs on a thread of its own for the same reason."""
+    write = request.method not in _READ_METHODS
+    gate = _write_gate(request) if write else contextlib.nullcontext()
+    async with gate:
+        session = new_session(write=write)
+        session.info[REQUEST_KEY] = request  # whose unit of work it is, for the audit log
+        try:
+            yield session
+        except BaseException as exc:
+            await anyio.to_thread.run_sync(_finish, session, exc, limiter=anyio.CapacityLimiter(1))
+            raise
+        await anyio.to_thread.run_sync(_finish, session, None, limiter=anyio.CapacityLimiter(1))
+
+
+# scope="function": the unit of work ends (commits) before the response is sent, so a client
+# that got 202 can rely on the request being stored; the default would commit after sending.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def migrate(url: str | None = None) -> None:

@@ -6,8 +6,11 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DataError
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +86,22 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=exc.headers,
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_input(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer, minus the echo of what was sent ("input"): a refused body may
+        # carry a phone number or care notes, and error bodies end up in logs and proxies.
+        errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the schemas let through (a NUL character, which
+        # PostgreSQL text cannot hold; a number out of a column's range): bad input, not a
+        # server error. The transaction is rolled back by the session's owner.
+        log.info("refused by the database: %s", type(exc.orig).__name__)
+        return JSONResponse(
+            {"detail": "a value cannot be stored (e.g. a NUL character, or a number out of range)",
+             "error": "Unprocessable"},
+            status_code=422,
+        )  # fmt: skip

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from dispatch.core import audit
 from dispatch.core.clock import utcnow
 from dispatch.core.redis import get_redis
 from dispatch.core.types import JSONType, UTCDateTime
@@ -59,6 +60,11 @@ class Event(SQLModel, table=True):
         return json.dumps(self.to_message(), ensure_ascii=False, separators=(",", ":"))
 
 
+def note_emitted(session: Session, seq: int) -> None:
+    """Events written with a bulk insert: ping the listeners after the commit, as emit() does."""
+    session.info[_EMITTED_KEY] = max(seq, session.info.get(_EMITTED_KEY) or 0)
+
+
 def emit(
     session: Session,
     type: str,
@@ -70,7 +76,7 @@ def emit(
     data: dict[str, Any] | None = None,
 ) -> Event:
     """Write one event in the caller's transaction; its seq is known on return."""
-    _lock_event_order(session)
+    lock_event_order(session)
     row = Event(
         type=type,
         request_id=request_id,
@@ -82,10 +88,15 @@ def emit(
     session.add(row)
     session.flush()
     session.info[_EMITTED_KEY] = row.seq
+    if elder_id is not None:  # a change of this elder's record: audited in the same transaction
+        audit.record_change(
+            session, elder_id=elder_id, action=type, what=f"request {request_id} event {row.seq}"
+        )
     return row
 
 
-def _lock_event_order(session: Session) -> None:
+def lock_event_order(session: Session) -> None:
+    """PostgreSQL: take the event-order lock before drawing the transaction's first seq."""
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return

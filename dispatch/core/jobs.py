@@ -19,7 +19,13 @@ class JobName(StrEnum):
     RELAY_OUTBOX = "workers.maintenance.relay_outbox"
     SWEEP = "workers.maintenance.sweep"
     SEND_SMS = "workers.notify.send_sms"
+    SEND_PENDING_SMS = "workers.notify.send_pending_sms"
+    # Recurring services, the welfare guarantee, statistics rollups (issue 5): maintenance queue.
+    SCHEDULE_PLANS = "workers.plans.schedule_plans"
+    WELFARE_GUARANTEE = "workers.plans.welfare_guarantee"
+    REFRESH_STATS = "workers.stats.refresh_stats"
 
 
 # Outbox rows with a coalesce key wake one shared job instead of one job per row.
 COALESCE_MATCH = "match"
+COALESCE_SMS = "sms"

@@ -66,7 +66,15 @@ def add_job(
     coalesce: str | None = None,
     **kwargs: Any,
 ) -> OutboxJob:
-    """Owe a job, in the caller's transaction. It is enqueued after the commit."""
+    """Owe a job, in the caller's transaction. It is enqueued after the commit. A coalesced job
+    is owed once per transaction: its shared run serves everything the transaction wrote."""
+    if coalesce is not None and run_at is None:
+        for pending in session.info.get(_PENDING_KEY, []):
+            if pending.coalesce == coalesce and pending.job == job:
+                if kwargs.get("urgent") and not pending.payload.get("urgent"):
+                    pending.payload = {**pending.payload, "urgent": True}
+                    session.add(pending)
+                return pending
     row = OutboxJob(job=job, queue=queue, payload=kwargs, run_at=run_at, coalesce=coalesce)
     session.add(row)
     session.flush()

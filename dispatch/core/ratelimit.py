@@ -45,8 +45,10 @@ def record_login_failure(username: str, address: str) -> None:
     try:
         with get_redis().pipeline() as pipe:
             for key, _ in _keys(username, address):
+                # The window starts at the first failure. (Not EXPIRE ... NX: that needs Redis 7,
+                # and the embedded server is 6.2 — every failure went unrecorded there.)
+                pipe.set(key, 0, ex=WINDOW_SECONDS, nx=True)
                 pipe.incr(key)
-                pipe.expire(key, WINDOW_SECONDS, nx=True)
             pipe.execute()
     except redis.RedisError:
         log.warning("could not record a failed sign-in (Redis down)")

@@ -131,8 +131,10 @@ class PatchModel(BaseModel):
         return data
 
 
-# Ids and offsets stay within a 64-bit integer, so no database driver ever overflows on them.
-MAX_INT = 2**63 - 1
+# Ids stay within the id columns (INTEGER: 32 bits on PostgreSQL, which refused a larger one
+# with a server error) and offsets within a 64-bit integer.
+MAX_INT = 2**31 - 1
+MAX_OFFSET = 2**63 - 1
 IdPath = Annotated[int, Path(ge=1, le=MAX_INT)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_INT)]
-Offset = Annotated[int, Query(ge=0, le=MAX_INT)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]

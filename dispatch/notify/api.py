@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
+from dispatch.core import audit
 from dispatch.core.auth import Principal, Role, require_roles
 from dispatch.core.db import SessionDep
 from dispatch.core.validation import IdQuery, Offset
@@ -20,6 +21,7 @@ Staff = Annotated[Principal, require_roles(Role.OPERATOR, Role.ADMIN, Role.MANAG
 
 @router.get("", response_model=list[MessageRead])
 def list_messages(
+    http: Request,
     session: SessionDep,
     principal: Staff,
     request_id: IdQuery = None,
@@ -39,4 +41,5 @@ def list_messages(
         audience=audience,
         purpose=purpose,
     )
+    audit.record_read(http, principal, (m.elder_id for m in rows), "messages")
     return [notify_service.message_read(principal, m) for m in rows]

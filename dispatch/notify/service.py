@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from dispatch.core.auth import Principal, visible_phone
 from dispatch.core.clock import utcnow
-from dispatch.core.jobs import JobName, QueueName
+from dispatch.core.jobs import COALESCE_SMS, JobName, QueueName
 from dispatch.core.outbox import add_job
 from dispatch.notify.gateway import SendResult
 from dispatch.notify.models import STATUS_RANK, Message, MessageStatus
 from dispatch.notify.schemas import MessageRead
 
 MAX_ATTEMPTS = 5
+RETRY_DELAYS = tuple(timedelta(seconds=s) for s in (5, 15, 60, 300))
 
 
 def queue_sms(
@@ -41,8 +43,83 @@ def queue_sms(
     )
     session.add(message)
     session.flush()
-    add_job(session, JobName.SEND_SMS, queue=QueueName.NOTIFY, message_id=message.id)
+    # One shared send job for every queued message (one run sends a batch of them).
+    add_job(session, JobName.SEND_PENDING_SMS, queue=QueueName.NOTIFY, coalesce=COALESCE_SMS)
     return message
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long a message waits after its `attempts`-th failed attempt."""
+    return RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1] if attempts > 0 else timedelta(0)
+
+
+def claim_batch(session: Session, *, limit: int) -> list[tuple[int, str, str]]:
+    """queued -> sending for up to `limit` messages that are due (a failed one waits its retry
+    delay), as one compare-and-set: two send jobs never claim the same message.
+    Returns (id, to, body) of each claimed message."""
+    now = utcnow()
+    candidates = session.execute(
+        select(col(Message.id), col(Message.attempts), col(Message.updated_at))
+        .where(col(Message.status) == MessageStatus.QUEUED)
+        .order_by(col(Message.id))
+        .limit(limit * 4)
+    ).all()
+    due = [row.id for row in candidates if row.updated_at + retry_delay(row.attempts) <= now][:limit]
+    if not due:
+        return []
+    claimed = session.execute(
+        update(Message)
+        .where(col(Message.id).in_(due), col(Message.status) == MessageStatus.QUEUED)
+        .values(status=MessageStatus.SENDING, attempts=Message.attempts + 1, updated_at=now)
+        .returning(col(Message.id), col(Message.to_phone), col(Message.body))
+    ).all()
+    return sorted((row.id, row.to_phone, row.body) for row in claimed)
+
+
+def record_outbox_only(session: Session, *, message_ids: Sequence[int]) -> None:
+    """Messages no gateway will send (Twilio not configured): kept, visible in the console."""
+    if message_ids:
+        now = utcnow()
+        session.execute(
+            update(Message)
+            .where(col(Message.id).in_(list(message_ids)), col(Message.status) == MessageStatus.SENDING)
+            .values(status=MessageStatus.OUTBOX_ONLY, sent_at=now, updated_at=now)
+        )
+
+
+def next_retry_at(session: Session) -> datetime | None:
+    """When the earliest message waiting for a retry becomes due."""
+    rows = session.execute(
+        select(col(Message.attempts), col(Message.updated_at))
+        .where(col(Message.status) == MessageStatus.QUEUED, col(Message.attempts) > 0)
+        .order_by(col(Message.updated_at))
+        .limit(50)
+    ).all()
+    return min((r.updated_at + retry_delay(r.attempts) for r in rows), default=None)
+
+
+def requeue_stuck(session: Session, *, older_than: timedelta) -> int:
+    """Messages left `sending` by a send job that died between claiming and recording: back to
+    the queue. At-least-once: in that rare crash an SMS may go out twice, never not at all."""
+    result = session.execute(
+        update(Message)
+        .where(col(Message.status) == MessageStatus.SENDING, col(Message.updated_at) < utcnow() - older_than)
+        # Due at once: the dead job's attempt counts, but its retry delay is long over.
+        .values(status=MessageStatus.QUEUED, updated_at=utcnow() - RETRY_DELAYS[-1])
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def stale_due_count(session: Session, *, older_than: timedelta) -> int:
+    """Due messages that have waited this long: their wake-up was lost (a flushed Redis)."""
+    now = utcnow()
+    rows = session.execute(
+        select(col(Message.attempts), col(Message.updated_at))
+        .where(col(Message.status) == MessageStatus.QUEUED, col(Message.updated_at) < now - older_than)
+        .order_by(col(Message.id))
+        .limit(200)
+    ).all()
+    return sum(1 for r in rows if r.updated_at + retry_delay(r.attempts) <= now)
 
 
 def claim_for_sending(session: Session, *, message_id: int) -> Message | None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from dispatch.core import audit
 from dispatch.core.auth import CurrentPrincipal, Principal, Role, require_roles
 from dispatch.core.db import SessionDep
 from dispatch.core.validation import MAX_INT, IdPath, IdQuery, Offset, Township
 from dispatch.orders import offers as offer_service
 from dispatch.orders import service as request_service
+from dispatch.orders.batcher import IntakeBatcher
+from dispatch.orders.intake import IntakeItem
 from dispatch.orders.lifecycle import RequestStatus
 from dispatch.orders.models import OfferStatus, RequestKind
 from dispatch.orders.schemas import AssignBody, CancelBody, DeclineBody, OfferRead, RequestCreate, RequestRead
@@ -31,24 +34,32 @@ OfferReader = Annotated[Principal, require_roles(Role.PROVIDER, Role.OPERATOR, R
     status_code=202,
     responses={200: {"description": "Replay of an earlier request with the same Idempotency-Key"}},
 )
-def create_request(
+async def create_request(
     request_in: RequestCreate,
+    request: Request,
     response: Response,
-    session: SessionDep,
     principal: Intake,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> RequestRead:
-    """Take a request: committed with its first event and the job that matches it, answered 202."""
-    read, replayed = request_service.create_request(
-        session=session, principal=principal, request_in=request_in, idempotency_key=idempotency_key
+    """Take a request: committed with its first event and the job that matches it, answered 202.
+
+    Handed to the process's intake batcher, which commits what arrives together in one
+    transaction and answers each request once its transaction committed."""
+    batcher: IntakeBatcher = request.app.state.intake
+    outcome = await batcher.submit(
+        IntakeItem(principal, request_in, idempotency_key, client=audit.client_of(request))
     )
-    if replayed:
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.replayed:
         response.status_code = 200
-    return read
+    assert outcome.read is not None
+    return outcome.read
 
 
 @router.get("/api/requests", response_model=list[RequestRead])
 def list_requests(
+    http: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
     status: RequestStatus | None = None,
@@ -69,12 +80,16 @@ def list_requests(
         limit=limit,
         offset=offset,
     )
+    audit.record_read(http, principal, (r.elder_id for r in rows), "requests")
     return request_service.request_reads(session, rows)
 
 
 @router.get("/api/requests/{request_id}", response_model=RequestRead)
-def get_request(request_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> RequestRead:
+def get_request(
+    request_id: IdPath, http: Request, session: SessionDep, principal: CurrentPrincipal
+) -> RequestRead:
     request = request_service.get_request(session=session, principal=principal, request_id=request_id)
+    audit.record_read(http, principal, [request.elder_id], f"request {request_id}")
     return request_service.request_reads(session, [request])[0]
 
 
@@ -101,6 +116,7 @@ def assign_request(
 
 @router.get("/api/offers", response_model=list[OfferRead])
 def list_offers(
+    http: Request,
     session: SessionDep,
     principal: OfferReader,
     status: OfferStatus | None = None,
@@ -109,7 +125,11 @@ def list_offers(
 ) -> list[OfferRead]:
     """The caller's provider's offers (staff see all)."""
     rows = offer_service.list_offers(session, principal=principal, status=status, limit=limit, offset=offset)
-    return offer_service.offer_reads(session, rows)
+    reads = offer_service.offer_reads(session, rows)
+    # Each offer shows its elder's name, address and phone (masked): a read of the elder's record.
+    elders = request_service.elder_ids_of(session, [o.request_id for o in reads])
+    audit.record_read(http, principal, elders, "offers")
+    return reads
 
 
 @router.post("/api/offers/{offer_id}/accept", response_model=RequestRead)

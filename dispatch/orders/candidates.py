@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
+from dispatch.core import audit
 from dispatch.core.auth import Principal, Role, require_roles
 from dispatch.core.config import get_settings
 from dispatch.core.db import SessionDep
@@ -73,11 +74,11 @@ def list_candidates(*, session: Session, principal: Principal, request_id: int) 
     # Hard constraints and scores exactly as the matcher sees them, minus its memory of declines.
     (info,) = matching_service.request_infos(session, [(request, elder.lat, elder.lon)])
     info = replace(info, excluded=frozenset())
-    recs = records.load_records(session, max_age_seconds=get_settings().match_record_cache_seconds)
-    # The same capacity prices as the matcher's (see dispatch/matching/forecast.py).
+    settings = get_settings()
+    recs = records.load_records(session, max_age_seconds=settings.match_record_cache_seconds)
     providers = capacity.load_providers(session, records=recs)
     usage = Usage({p.id: p for p in providers}, capacity.load_holdings(session))
-    settings = get_settings()
+    # The same capacity prices as the matcher's (see dispatch/matching/forecast.py).
     prices = forecast.read_prices(get_redis(), max_age_seconds=3 * settings.match_price_refresh_seconds)
     found, reason = candidates(
         info, providers, usage, matching_service.weights(), prices if settings.match_forecast_days else None
@@ -112,7 +113,13 @@ def list_candidates(*, session: Session, principal: Principal, request_id: int) 
 
 
 @router.get("/api/requests/{request_id}/candidates", response_model=CandidatesRead)
-def get_candidates(request_id: IdPath, session: SessionDep, principal: Dispatcher) -> CandidatesRead:
+def get_candidates(
+    request_id: IdPath, http: Request, session: SessionDep, principal: Dispatcher
+) -> CandidatesRead:
     """Feasible providers for a manual dispatch, best (lowest score) first, with distance and
     the score's parts."""
-    return list_candidates(session=session, principal=principal, request_id=request_id)
+    found = list_candidates(session=session, principal=principal, request_id=request_id)
+    # Distances are measured from the elder's home: a read of the elder's record.
+    elder_ids = request_service.elder_ids_of(session, [request_id])
+    audit.record_read(http, principal, elder_ids, f"candidates for request {request_id}")
+    return found

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
+from dispatch.core.auth import mask_name
 from dispatch.core.clock import utcnow
 from dispatch.core.events import emit
 from dispatch.elders import service as elder_service
@@ -18,12 +19,26 @@ from dispatch.welfare.models import WelfareCheck
 
 WELFARE_ESCALATION = "welfare_check"
 
-# What the family is told, by cause (short, Chinese, no health details, no full phone numbers).
+# What the family is told, by cause (short, Chinese, the elder's name masked, no health details,
+# no phone numbers), and what stands in for a missing detail.
 FAMILY_TEXT = {
-    "failed_visit": "【静海养老服务】{name}今日的上门服务未能完成（{detail}），调度中心将尽快联系核实老人情况。",
-    "meal_not_delivered": "【静海养老服务】{name}今日的助餐未能送达，调度中心将尽快联系核实老人情况。",
-    "rhythm_overdue": "【静海养老服务】{name}已超过约定探访周期未获探访，调度中心已安排人员跟进。",
-    "not_accepted": "【静海养老服务】{name}的预约服务暂无机构接单，调度中心正在人工安排。",
+    "failed_visit": (
+        "【静海养老服务】{name}今日的上门服务未能完成（{detail}），调度中心将尽快联系核实老人情况。",
+        "未完成",
+    ),
+    "meal_not_delivered": ("【静海养老服务】{name}今日的助餐未能送达，调度中心将尽快联系核实老人情况。", ""),
+    "rhythm_overdue": (
+        "【静海养老服务】{name}已{detail}未获探访，超过约定探访周期，调度中心已安排人员跟进。",
+        "多日",
+    ),
+    "not_accepted": (
+        "【静海养老服务】{name}{detail}的预约服务暂无机构接单，调度中心已安排人员联系老人。",
+        "",
+    ),
+    "not_delivered": (
+        "【静海养老服务】{name}{detail}的预约服务未按时送达，调度中心将尽快联系核实老人情况。",
+        "",
+    ),
 }
 
 
@@ -84,8 +99,8 @@ def raise_welfare_check(
 
 
 def _tell_family(session: Session, elder: Elder, *, reason: str, detail: str, request_id: int) -> None:
-    template = FAMILY_TEXT.get(reason.split(":")[0], FAMILY_TEXT["failed_visit"])
-    body = template.format(name=elder.name, detail=detail or "未完成")
+    template, fallback = FAMILY_TEXT.get(reason.split(":")[0], FAMILY_TEXT["failed_visit"])
+    body = template.format(name=mask_name(elder.name), detail=detail or fallback)
     assert elder.id is not None
     for _link, user in elder_service.family_of(session=session, elder_id=elder.id):
         if user.phone:

@@ -1,0 +1,306 @@
+"""Load benchmark of the whole pipeline, on real processes over loopback.
+
+Starts the platform as production runs it (`eldercare serve`, one RQ worker per queue,
+`eldercare scheduler`, the embedded Redis or REDIS_URL, SQLite or DATABASE_URL), seeds the
+demo district, and drives it with an open-loop load (requests of every kind from every
+township, providers accepting their offers through the API, consoles on the websocket):
+
+  ceiling   a bare FastAPI route that only pushes to Redis (bench/ceiling_app.py), saturated
+  intake    POST /api/requests at --rate per second: sustained rate, p50/p99 latency
+  pipeline  at --pipeline-rate: POST -> request.offered at a console -> accept -> request.assigned
+  fan-out   --consoles consoles (and one that never reads) while requests flow at --fanout-rate
+  naive     the same pipeline with RQ's forking worker and one match job per request
+  soak      (--soak S) the pipeline for S seconds: memory must stay flat once warm
+
+Every figure comes from one run on one machine, so ratios (to the ceiling, to the naive
+pipeline) hold on a noisy box. Writes bench/results/load.json and prints a table.
+
+    .venv/bin/python bench/load.py                     # the defaults of the README table
+    .venv/bin/python bench/load.py --duration 5 --consoles 50 --skip-naive   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform as py_platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for `dispatch`
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _phases
+from _consoles import Observer, ws_url
+from _http import Pool, build_request, closed_loop
+from _platform import Platform, Proc, free_port, wait_http
+from _workload import Workload, prepare_district
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+RESULTS = Path(__file__).parent / "results"
+console = Console()
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=1000, help="intake requests per second")
+    parser.add_argument("--pipeline-rate", type=float, default=500, help="pipeline requests per second")
+    parser.add_argument("--fanout-rate", type=float, default=100, help="requests/s during the fan-out phase")
+    parser.add_argument("--consoles", type=int, default=200, help="consoles connected in the fan-out phase")
+    parser.add_argument("--duration", type=float, default=15, help="seconds per phase")
+    parser.add_argument(
+        "--naive-rate", type=float, default=None, help="naive pipeline rate (default: pipeline)"
+    )
+    parser.add_argument("--soak", type=float, default=0, help="seconds of pipeline load to watch memory")
+    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--batch-window", type=float, default=0.1, help="BATCH_WINDOW_SECONDS")
+    parser.add_argument("--connections", type=int, default=64, help="keep-alive connections of the load")
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS / "load.json")
+    return parser.parse_args()
+
+
+def base_env(tmp: Path, batch_window: float) -> dict[str, str]:
+    env = {
+        "VAR_DIR": str(tmp / "var"),
+        "SECRET_KEY": "bench-secret-key-0123456789-0123456789-0123456789",
+        "LOG_LEVEL": "WARNING",
+        "PASSWORD_HASH_TIME_COST": "1",
+        "PASSWORD_HASH_MEMORY_KIB": "8192",
+        "OFFER_TTL_SECONDS": "300",
+        # The bench measures the machine, not the operators: nothing is escalated for lateness.
+        "ASSIGN_SLA_SECONDS": "3600",
+        "URGENT_SLA_SECONDS": "3600",
+        "BATCH_WINDOW_SECONDS": str(batch_window),
+        "WS_CLIENT_QUEUE": "5000",
+    }
+    env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}"
+    return env
+
+
+class Run:
+    """One benchmark run: its processes, its load, its figures."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="eldercare-bench-load-"))
+        self.logs = self.tmp / "logs"
+        self.logs.mkdir()
+        self.env = base_env(self.tmp, args.batch_window)
+        self.results: dict[str, Any] = {}
+        self.redis: Any = None
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<28}"), BarColumn(), TimeElapsedColumn(), console=console
+        )
+
+    # ---- set-up -----------------------------------------------------------------------------
+
+    def start_redis(self) -> None:
+        if os.environ.get("REDIS_URL"):
+            self.env["REDIS_URL"] = os.environ["REDIS_URL"]
+            return
+        from dispatch.core.redis import EmbeddedRedis
+
+        self.redis = EmbeddedRedis(self.tmp / "redis")
+        self.env["REDIS_URL"] = self.redis.start()
+
+    def seed(self) -> Workload:
+        os.environ.update(self.env)
+        from dispatch.core.config import get_settings
+
+        get_settings.cache_clear()
+        proc = Proc(
+            "seed",
+            [sys.executable, "-m", "dispatch.cli", "seed", "--demo"],
+            {**os.environ},
+            self.logs / "seed.log",
+        )
+        proc.start()
+        assert proc.popen is not None
+        if proc.popen.wait() != 0:
+            raise RuntimeError(f"seeding failed: {proc.log.read_text()[-2000:]}")
+        return prepare_district()
+
+    # ---- phases -----------------------------------------------------------------------------
+
+    def ceiling(self) -> None:
+        port = free_port()
+        proc = Proc(
+            "ceiling",
+            [sys.executable, "-m", "uvicorn", "bench.ceiling_app:app", "--port", str(port),
+             "--log-level", "warning", "--no-access-log"],
+            {**os.environ, **self.env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            self.logs / "ceiling.log",
+        )  # fmt: skip
+        proc.start()
+        try:
+            wait_http(f"http://127.0.0.1:{port}/docs")
+            body = {"elder_id": 1, "kind": "meal", "details": {"slot": "lunch"}, "note": ""}
+            raw = build_request("POST", "/api/requests", f"127.0.0.1:{port}", body)
+            stats = asyncio.run(self._saturate(port, lambda _i: raw, seconds=min(self.args.duration, 8)))
+            ok = [r for r in stats.results if r.status == 202]
+            span = max(r.done for r in ok) - min(r.sent for r in ok)
+            self.results["ceiling_rps"] = round(len(ok) / span, 1)
+        finally:
+            proc.stop()
+
+    async def _saturate(self, port: int, make: Any, seconds: float) -> Any:
+        pool = Pool("127.0.0.1", port, self.args.connections)
+        try:
+            await closed_loop(pool, make, clients=self.args.connections, duration=1.0)  # warm up
+            return await closed_loop(pool, make, clients=self.args.connections, duration=seconds)
+        finally:
+            pool.close()
+
+
+def run_all(run: Run) -> None:
+    args = run.args
+    with run.progress:
+        setup = run.progress.add_task("seed the demo district", total=None)
+        run.start_redis()
+        workload = run.seed()
+        run.progress.update(setup, total=1, completed=1)
+        task = run.progress.add_task("ceiling: bare route", total=None)
+        run.ceiling()
+        run.progress.update(task, total=1, completed=1)
+        run.results["machine"] = machine(run.env)
+        platform = Platform(run.env, run.logs)
+        platform.start(api_workers=args.api_workers, match_env={"LOG_LEVEL": "INFO"})
+        try:
+            workload.login_all(platform.base)
+            asyncio.run(platform_phases(run, platform, workload))
+        finally:
+            platform.stop()
+        if not args.skip_naive:
+            naive = Platform({**run.env, "MATCH_MODE": "per_request"}, run.logs / "naive")
+            (run.logs / "naive").mkdir()
+            naive.start(worker_class="fork", match_env={"LOG_LEVEL": "INFO"})
+            try:
+                workload.login_all(naive.base)
+                asyncio.run(naive_phase(run, naive, workload))
+            finally:
+                naive.stop()
+    derive(run.results)
+    console.print(_phases.table(run.results))
+
+
+async def platform_phases(run: Run, platform: Platform, workload: Workload) -> None:
+    args, r = run.args, run.results
+    observer = Observer(ws_url(platform.base, workload.operator_token))
+    await observer.start()
+    accept_pool = Pool("127.0.0.1", platform.port, 32)
+    try:
+        warm = await _phases.drive(
+            run, platform, workload, observer, _phases.Phase("warm-up", 50, 3), accept_pool
+        )
+        del warm
+        intake = await _phases.drive(
+            run, platform, workload, observer, _phases.Phase("intake", args.rate, args.duration), accept_pool
+        )
+        r["intake"] = _phases.intake_figures(intake)
+        r["intake_pipeline"] = _phases.pipeline_figures(intake, observer)
+        pipe = await _phases.drive(
+            run, platform, workload, observer,
+            _phases.Phase("pipeline", args.pipeline_rate, args.duration), accept_pool,
+        )  # fmt: skip
+        r["pipeline"] = _phases.pipeline_figures(pipe, observer)
+        r["pipeline_intake"] = _phases.intake_figures(pipe)
+        r["fanout"] = await _phases.fanout(run, platform, workload, observer, accept_pool)
+        soak_from = None
+        if args.soak:
+            soak_from = time.monotonic() + args.soak * 0.2
+            soak = await _phases.drive(
+                run, platform, workload, observer,
+                _phases.Phase("soak", args.pipeline_rate, args.soak), accept_pool,
+            )  # fmt: skip
+            r["soak"] = _phases.pipeline_figures(soak, observer)
+        r["matching"] = _phases.matching_cpu(platform)
+        r["processes"] = _phases.resources(platform, soak_from)
+        r["observer_closed_with"] = observer.closed_with
+    finally:
+        accept_pool.close()
+        await observer.stop()
+
+
+async def naive_phase(run: Run, platform: Platform, workload: Workload) -> None:
+    observer = Observer(ws_url(platform.base, workload.operator_token))
+    await observer.start()
+    accept_pool = Pool("127.0.0.1", platform.port, 32)
+    rate = run.args.naive_rate or run.args.pipeline_rate
+    try:
+        phase = await _phases.drive(
+            run,
+            platform,
+            workload,
+            observer,
+            _phases.Phase("naive pipeline", rate, run.args.duration),
+            accept_pool,
+        )
+        run.results["naive"] = _phases.pipeline_figures(phase, observer)
+        run.results["naive"]["processes"] = _phases.resources(platform)
+    finally:
+        accept_pool.close()
+        await observer.stop()
+
+
+def derive(r: dict[str, Any]) -> None:
+    """The headline keys of bench/results/load.json."""
+    intake, pipe, fan = r.get("intake", {}), r.get("pipeline", {}), r.get("fanout", {})
+    procs = r.get("processes", {})
+    r["intake_rps"] = intake.get("rps")
+    r["intake_p50_ms"] = intake.get("p50_ms")
+    r["intake_p99_ms"] = intake.get("p99_ms")
+    r["pipeline_rps"] = pipe.get("rps")
+    r["offered_p99_ms"] = pipe.get("offered_p99_ms")
+    r["assigned_p99_ms"] = pipe.get("assigned_p99_ms")
+    r["fanout_deliveries_per_s"] = fan.get("deliveries_per_s")
+    r["fanout_p99_ms"] = fan.get("p99_ms")
+    r["naive_pipeline_rps"] = r.get("naive", {}).get("rps")
+    r["api_peak_mb"] = procs.get("api", {}).get("peak_rss_mb")
+    workers = [v["peak_rss_mb"] for k, v in procs.items() if k in ("match", "notify", "maintenance")]
+    r["worker_peak_mb"] = max(workers) if workers else None
+    if r.get("ceiling_rps") and r.get("intake_rps"):
+        r["intake_to_ceiling"] = round(r["intake_rps"] / r["ceiling_rps"], 2)
+    if r.get("naive_pipeline_rps") and r.get("pipeline_rps"):
+        r["pipeline_to_naive"] = round(r["pipeline_rps"] / r["naive_pipeline_rps"], 1)
+
+
+def main() -> None:
+    args = parse_args()
+    run = Run(args)
+    try:
+        run_all(run)
+    finally:
+        if run.redis is not None:
+            run.redis.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(run.results, indent=2, ensure_ascii=False) + "\n")
+    console.print(f"\nwritten to {args.out}  (process logs in {run.logs})")
+
+
+def machine(env: dict[str, str]) -> dict[str, Any]:
+    import redis
+
+    info = redis.Redis.from_url(env["REDIS_URL"]).info("server")
+    url = env["DATABASE_URL"]
+    return {
+        "cores": os.cpu_count(),
+        "python": py_platform.python_version(),
+        "redis": f"{info.get('redis_version')} ({'embedded' if 'unix' in env['REDIS_URL'] or not os.environ.get('REDIS_URL') else 'REDIS_URL'})",
+        "database": re.sub(r"//[^@/]*@", "//", url.split("?")[0])
+        if not url.startswith("sqlite")
+        else "sqlite",
+        "platform": py_platform.platform(),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Recurring services: plans per elder that create their requests by themselves."""

@@ -1,0 +1,1 @@
+"""Statistics for the civil-affairs bureau: summary, breakdowns, indicators, subsidy ledger, exports."""
