@@ -161,7 +161,7 @@ class CaregiverBody(BaseModel):
 
 @router.post("/api/offers/{offer_id}/caregiver", response_model=OfferRead)
 def direct_offer(
-    offer_id: IdPath, body: CaregiverBody, session: SessionDep, principal: ProviderOnly
+    offer_id: IdPath, body: CaregiverBody, http: Request, session: SessionDep, principal: ProviderOnly
 ) -> OfferRead:
     """Before accepting, name another of the provider's caregivers for a pending offer. The
     caregiver must have the skills asked, be on shift in the window and have a job to spare
@@ -169,4 +169,7 @@ def direct_offer(
     offer = offer_service.direct_to_caregiver(
         session, principal=principal, offer_id=offer_id, caregiver_id=body.caregiver_id
     )
-    return offer_service.offer_reads(session, [offer])[0]
+    read = offer_service.offer_reads(session, [offer])[0]
+    # The answer shows the elder's name, address and phone (masked), as the offers list does.
+    audit.record_read(http, principal, request_service.elder_ids_of(session, [read.request_id]), "offer")
+    return read
