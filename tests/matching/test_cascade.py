@@ -164,3 +164,16 @@ def test_the_offer_carries_why_this_provider(api: Api) -> None:
     )
     assert abs(sum(parts.values()) - offer["score"]) < 0.01
     assert parts["distance_km"] == pytest.approx(offer["distance_km"], abs=0.01)
+
+
+def test_an_inactive_provider_is_never_offered(api: Api) -> None:
+    w = api.world()
+    api.ok("PATCH", f"/api/providers/{w['provider']['id']}", w["manager"], json={"active": False})
+    req = _request(api, w, kind="home_care")
+    drain_jobs()
+    final = _status(api, w, req["id"])
+    assert final["status"] == "escalated" and final["escalation_reason"] == "no_provider_in_range"
+    api.ok("PATCH", f"/api/providers/{w['provider']['id']}", w["manager"], json={"active": True})
+    again = _request(api, w, kind="home_care")
+    drain_jobs()
+    assert [o["request_id"] for o in _pending(api, w["provider_user"])] == [again["id"]]
