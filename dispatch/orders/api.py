@@ -170,6 +170,15 @@ def direct_offer(
         session, principal=principal, offer_id=offer_id, caregiver_id=body.caregiver_id
     )
     read = offer_service.offer_reads(session, [offer])[0]
-    # The answer shows the elder's name, address and phone (masked), as the offers list does.
-    audit.record_read(http, principal, request_service.elder_ids_of(session, [read.request_id]), "offer")
+    # The answer shows the elder's name, address and phone (masked), as the offers list does;
+    # audited in this (writing) transaction: a second writer would wait on SQLite's lock.
+    elders = request_service.elder_ids_of(session, [read.request_id])
+    audit.record(
+        principal=principal,
+        action="read",
+        elder_ids=elders,
+        what="offer",
+        client=audit.client_of(http),
+        session=session,
+    )
     return read

@@ -9,10 +9,13 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
+from dispatch.core.audit import AuditEntry
 from dispatch.core.auth import Role
 from dispatch.core.clock import LOCAL_TZ, local, utcnow
 from dispatch.core.config import get_settings
+from dispatch.core.db import session_scope
 from tests.helpers import HOME_CARE, Api, drain_jobs, make_user
 
 
@@ -61,6 +64,11 @@ def test_the_offer_names_a_skilled_caregiver_and_may_be_redirected(api: Api) -> 
     assert cleaning["caregiver_id"] == cleaner["id"]  # the least busy of the two who can clean
     moved = _redirect(api, w["provider_user"], cleaning, bather)
     assert moved.status_code == 200 and moved.json()["caregiver_id"] == bather["id"]
+    with session_scope(write=False) as session:  # the answer shows the elder: audited
+        rows = session.exec(
+            select(AuditEntry).where(AuditEntry.action == "read", AuditEntry.what == "offer")
+        ).all()
+    assert [(r.elder_id, r.actor_role) for r in rows] == [(w["elder"]["id"], "provider")]
     request = api.ok("POST", f"/api/offers/{cleaning['id']}/accept", w["provider_user"])
     assert request["caregiver_id"] == bather["id"]
     timeline = [e["type"] for e in request["timeline"]]
