@@ -86,7 +86,13 @@ def judge(visit: Visit) -> None:
 
 
 def _open_visit(
-    session: Session, request: ServiceRequest, *, lat: float, lon: float, device_at: datetime | None
+    session: Session,
+    request: ServiceRequest,
+    *,
+    lat: float,
+    lon: float,
+    device_at: datetime | None,
+    at: datetime | None = None,
 ) -> Visit:
     assert request.id is not None and request.provider_id is not None
     place = place_of(session, request)
@@ -96,7 +102,7 @@ def _open_visit(
         provider_id=request.provider_id,
         caregiver_id=request.caregiver_id,
         kind=request.kind,
-        check_in_at=utcnow(),
+        check_in_at=at or utcnow(),
         check_in_lat=lat,
         check_in_lon=lon,
         check_in_distance_m=place.distance_m(lat, lon),
@@ -142,16 +148,17 @@ def check_out(*, session: Session, principal: Principal, request_id: int, body: 
     """End the visit: completed, or (any other outcome) a visit that could not happen."""
     request = assigned_request(session, principal, request_id)
     failed = body.outcome != VisitOutcome.COMPLETED
+    now = utcnow()
     if request.status == RequestStatus.IN_SERVICE:
         visit = session.exec(select(Visit).where(Visit.request_id == request_id)).one()
     elif request.status == RequestStatus.ASSIGNED and failed:
         # At the door, nobody opened: the visit starts and ends here, and says so.
-        visit = _open_visit(session, request, lat=body.lat, lon=body.lon, device_at=body.device_at)
+        visit = _open_visit(session, request, lat=body.lat, lon=body.lon, device_at=body.device_at, at=now)
     else:
         need = "a visit in service" if not failed else "an assigned job or a visit in service"
         raise Conflict(f"request {request_id} is {request.status}; this check-out needs {need}")
     place = _recorded_place(session, request, visit)
-    visit.check_out_at = utcnow()
+    visit.check_out_at = now
     visit.check_out_lat, visit.check_out_lon = body.lat, body.lon
     visit.check_out_distance_m = place.distance_m(body.lat, body.lon)
     visit.check_out_device_at = body.device_at
