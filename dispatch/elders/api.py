@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from sqlmodel import Session
 
 from dispatch.core import audit
 from dispatch.core.auth import CurrentPrincipal, Principal, Role, require_roles
@@ -138,7 +139,7 @@ def update_family_link(
     return _member(session, principal, elder_id, link.id)
 
 
-def _member(session: SessionDep, principal: Principal, elder_id: int, link_id: int | None) -> FamilyMember:
+def _member(session: Session, principal: Principal, elder_id: int, link_id: int | None) -> FamilyMember:
     link, user = next(
         (lk, u) for lk, u in elder_service.family_of(session=session, elder_id=elder_id) if lk.id == link_id
     )

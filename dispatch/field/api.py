@@ -32,7 +32,7 @@ def get_today(
 @router.get("/offers", response_model=list[FieldOffer])
 def list_offers(session: SessionDep, principal: ProviderOnly) -> list[FieldOffer]:
     """Pending offers of this provider (of this caregiver, for a caregiver's account), and those
-    that ended in the last 15 minutes with their status and reason."""
+    declined, expired or withdrawn in the last 15 minutes, with their status and reason."""
     return field_service.list_offers(session=session, principal=principal)
 
 

@@ -56,12 +56,15 @@ def _own(stmt, principal: Principal, provider_col, caregiver_col):  # type: igno
 
 
 def list_offers(*, session: Session, principal: Principal) -> list[FieldOffer]:
-    """Pending offers (soonest deadline first), then those that ended in the last minutes."""
+    """Pending offers (soonest deadline first), then those declined, expired or withdrawn in
+    the last minutes, with why."""
     ended_after = utcnow() - RECENTLY_ENDED
+    # Accepted ones are jobs now (listed by today()), so they are left out here.
+    ended = (OfferStatus.DECLINED, OfferStatus.EXPIRED, OfferStatus.WITHDRAWN)
     stmt = _own(select(Offer), principal, Offer.provider_id, Offer.caregiver_id).where(
         or_(
             col(Offer.status) == OfferStatus.PENDING,
-            col(Offer.responded_at) >= ended_after,
+            col(Offer.status).in_(ended) & (col(Offer.responded_at) >= ended_after),
         )
     )
     rows = session.exec(stmt.order_by(col(Offer.id).desc()).limit(200)).all()

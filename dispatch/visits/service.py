@@ -24,8 +24,6 @@ from dispatch.visits.schemas import CheckIn, CheckOut, FeedbackIn, FeedbackRead,
 from dispatch.welfare.service import raise_welfare_check
 from services.models import Provider
 
-# Kept for callers of the foundation's name; the limit itself is EVV_MAX_DISTANCE_M.
-LOCATION_MISMATCH_M = 300.0
 VISIT_FAILED = "visit_failed"
 # What the family's welfare SMS says happened (short, no health detail beyond the outcome).
 OUTCOME_TEXT = {
