@@ -185,7 +185,11 @@ def _attendance(jobs: Sequence[FieldJob], day: date) -> Attendance:
 
 def today(*, session: Session, principal: Principal, day: date | None = None) -> FieldDay:
     """The page's whole day in one read. `since` is read first: whatever commits while the rest
-    is read comes again over the websocket, so the page misses nothing."""
+    is read comes again over the websocket, so the page misses nothing.
+
+    Not audited per read: the page re-reads on every frame, and what it shows is the job the
+    provider was entrusted with (PIPL art. 21), cut to what the job needs and gone once it is
+    over. The deliberate disclosure, the full phone number, is audited (reveal_phone)."""
     since = last_seq(session)
     day = day or local(utcnow()).date()
     provider = session.get(Provider, principal.provider_id)

@@ -86,6 +86,9 @@ def test_summary_only_where_the_elder_consented(w: World, clock: Clock) -> None:
             "consent": "status",
         }
     ]
+    with session_scope(write=False) as session:
+        reads = session.exec(select(AuditEntry).where(AuditEntry.what == "family view")).all()
+    assert reads and {(a.elder_id, a.actor_role) for a in reads} == {(w.elder["id"], "family")}
 
     # The elder changes their mind: the operator records it, and it is audited.
     link = f"/api/elders/{w.elder['id']}/family"
