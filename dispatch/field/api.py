@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -12,6 +11,7 @@ from dispatch.core.db import SessionDep
 from dispatch.core.validation import IdPath
 from dispatch.field import service as field_service
 from dispatch.field.schemas import FieldDay, FieldOffer, PhoneRead
+from dispatch.visits.schemas import LocalDay
 
 router = APIRouter(prefix="/api/field", tags=["field"])
 
@@ -22,7 +22,7 @@ ProviderOnly = Annotated[Principal, require_roles(Role.PROVIDER)]
 def get_today(
     session: SessionDep,
     principal: ProviderOnly,
-    day: Annotated[date | None, Query(description="A local day; today by default.")] = None,
+    day: Annotated[LocalDay | None, Query(description="A local day; today by default.")] = None,
 ) -> FieldDay:
     """Open jobs in time order and the day's closed ones, the canteen's meal counts per slot, the
     day-care center's attendance, and `since` for the websocket."""

@@ -16,7 +16,7 @@ from dispatch.orders.models import RequestKind
 from dispatch.visits import records
 from dispatch.visits.corrections import correct_visit
 from dispatch.visits.models import VisitReview
-from dispatch.visits.schemas import CorrectionIn, CorrectionRead, VisitRead
+from dispatch.visits.schemas import CorrectionIn, CorrectionRead, LocalDay, VisitRead
 
 router = APIRouter(prefix="/api/visits", tags=["visits"])
 
@@ -24,9 +24,9 @@ VisitReader = Annotated[Principal, require_roles(Role.PROVIDER, Role.OPERATOR, R
 Corrector = Annotated[Principal, require_roles(Role.OPERATOR, Role.ADMIN)]
 
 FromDay = Annotated[
-    date | None, Query(alias="from", description="First local day (Asia/Shanghai), included.")
+    LocalDay | None, Query(alias="from", description="First local day (Asia/Shanghai), included.")
 ]
-ToDay = Annotated[date | None, Query(alias="to", description="Last local day, included.")]
+ToDay = Annotated[LocalDay | None, Query(alias="to", description="Last local day, included.")]
 Flagged = Annotated[bool | None, Query(description="true: visits with a flag; false: without.")]
 Review = Annotated[VisitReview | None, Query(description="open: flagged and not yet corrected.")]
 

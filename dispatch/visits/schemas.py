@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from dispatch.core.validation import Latitude, Longitude
 from dispatch.elders.models import Consent
 from dispatch.orders.lifecycle import RequestStatus
 from dispatch.orders.models import RequestKind
 from dispatch.visits.models import CorrectionDecision, VisitOutcome, VisitPlace, VisitReview
+
+
+def _moment(value: datetime) -> datetime:
+    # Wide on purpose: a phone reset to 1970 is kept (and flagged), not refused; only values a
+    # clock cannot show (and that would overflow on the way to UTC) are.
+    if not 1900 <= value.year <= 2200:
+        raise ValueError("a time between the years 1900 and 2200")
+    return value
+
+
+def _day(value: date) -> date:
+    if not date(2000, 1, 1) <= value <= date(2100, 12, 31):
+        raise ValueError("a day between 2000-01-01 and 2100-12-31")
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_moment)]
+LocalDay = Annotated[date, AfterValidator(_day)]
 
 DEVICE_AT = Field(
     default=None,
@@ -24,7 +43,7 @@ class CheckIn(BaseModel):
 
     lat: Latitude
     lon: Longitude
-    device_at: AwareDatetime | None = DEVICE_AT
+    device_at: Moment | None = DEVICE_AT
 
 
 class CheckOut(BaseModel):
@@ -39,7 +58,7 @@ class CheckOut(BaseModel):
         "cancelled (never completed) and a welfare check goes to the operators. Such a check-out "
         "may also close an assigned job never checked in (nobody opened the door).",
     )
-    device_at: AwareDatetime | None = DEVICE_AT
+    device_at: Moment | None = DEVICE_AT
 
 
 class OnTheWay(BaseModel):
@@ -78,8 +97,8 @@ class CorrectionIn(BaseModel):
 
     decision: CorrectionDecision
     reason: str = Field(min_length=4, max_length=500, pattern=r"\S", description="Why; kept forever.")
-    corrected_check_in_at: AwareDatetime | None = None
-    corrected_check_out_at: AwareDatetime | None = None
+    corrected_check_in_at: Moment | None = None
+    corrected_check_out_at: Moment | None = None
 
     @model_validator(mode="after")
     def _order(self) -> CorrectionIn:

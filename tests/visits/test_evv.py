@@ -108,6 +108,12 @@ def test_device_clock_more_than_five_minutes_off_is_flagged(w: World, clock: Clo
     assert _out(w, skewed, **HOME, device_at=_iso(clock.now))["flags"] == ["clock_skew"]  # kept at check-out
 
 
+def test_a_phone_reset_to_1970_is_kept_and_flagged(w: World, clock: Clock) -> None:
+    job = w.job()
+    visit = _in(w, job, **HOME, device_at="1970-01-01T08:00:00+08:00")
+    assert visit["flags"] == ["clock_skew"] and visit["check_in_device_at"].startswith("1970-01-01")
+
+
 def test_clock_skew_at_check_out_alone_flags(w: World, clock: Clock) -> None:
     job = w.job()
     _in(w, job, **HOME, device_at=_iso(clock.now))
@@ -205,6 +211,7 @@ def test_bad_bodies_are_refused_with_nothing_recorded(w: World) -> None:
     for body in (
         {**HOME, "device_at": "yesterday"},
         {**HOME, "device_at": "2026-12-01T10:00:00"},  # no offset: which clock?
+        {**HOME, "device_at": "0001-01-01T00:00:00+14:00"},  # no clock shows that
         {"lat": 10.0, "lon": 116.97},
         {**HOME, "extra": 1},
     ):

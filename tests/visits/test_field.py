@@ -177,4 +177,5 @@ def test_day_care_attendance(w: World) -> None:
         "absent": 0,
     }
     assert {j["request_id"] for j in then["jobs"]} == set(ids[1:])
-    assert w.api.call("GET", "/api/field/today?day=tomorrow", w.day_care_user).status_code == 422
+    for bad in ("tomorrow", "0001-01-01", "9999-12-31"):
+        assert w.api.call("GET", f"/api/field/today?day={bad}", w.day_care_user).status_code == 422
