@@ -27,13 +27,14 @@ class JobElder(BaseModel):
 
 
 class JobCare(BaseModel):
-    """What the caregiver needs to do the job: the care level (help walking, lifting), the care
-    notes written for carers (only while the job is open), the operator's note on this request,
-    and the service's details. No assistance category, birth date, family or other records."""
+    """What the caregiver needs to do the job: the care level (help walking, lifting), the
+    operator's note on this request (what this job needs to know: "低糖饮食", "带防滑垫"; only
+    while it is open), and the service's details. The elder's registry care notes (health data,
+    PIPL art. 28) stay with staff and consented relatives; no assistance category, birth date,
+    family or other records either."""
 
     care_level: str
-    notes: str | None
-    note: str
+    note: str = Field(description="The operator's note for this job; empty once it is over.")
     slot: str | None
     delivery: bool | None
     skills: list[str]

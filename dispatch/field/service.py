@@ -1,7 +1,8 @@
 """The provider's day, read for its phone: its offers, today's jobs in time order, the meal counts
 of a canteen and the attendees of a day-care center. A provider account sees only its provider's
 work; one bound to a caregiver only that caregiver's. Personal data is cut to what the job needs,
-here on the server (dispatch/field/schemas.py says what and why)."""
+here on the server (dispatch/field/schemas.py says what and why). Every answer is audited by
+the endpoint (dispatch/field/api.py), as every read of elder data is."""
 
 from __future__ import annotations
 
@@ -55,9 +56,9 @@ def _own(stmt, principal: Principal, provider_col, caregiver_col):  # type: igno
 # ---- offers -----------------------------------------------------------------------------
 
 
-def list_offers(*, session: Session, principal: Principal) -> list[FieldOffer]:
+def list_offers(*, session: Session, principal: Principal) -> tuple[list[FieldOffer], set[int]]:
     """Pending offers (soonest deadline first), then those declined, expired or withdrawn in
-    the last minutes, with why."""
+    the last minutes, with why; and whose elders they name (for the audit log)."""
     ended_after = utcnow() - RECENTLY_ENDED
     # Accepted ones are jobs now (listed by today()), so they are left out here.
     ended = (OfferStatus.DECLINED, OfferStatus.EXPIRED, OfferStatus.WITHDRAWN)
@@ -70,9 +71,13 @@ def list_offers(*, session: Session, principal: Principal) -> list[FieldOffer]:
     rows = session.exec(stmt.order_by(col(Offer.id).desc()).limit(200)).all()
     rows = sorted(rows, key=lambda o: (o.status != OfferStatus.PENDING, o.expires_at))
     reads = offer_service.offer_reads(session, rows)
-    return [
+    request_ids = {o.request_id for o in rows}
+    stmt = select(ServiceRequest.elder_id).where(col(ServiceRequest.id).in_(request_ids))
+    elder_ids = set(session.exec(stmt).all()) if request_ids else set()
+    offers = [
         FieldOffer(**r.model_dump(), responded_at=o.responded_at) for r, o in zip(reads, rows, strict=True)
     ]
+    return offers, elder_ids
 
 
 # ---- jobs -------------------------------------------------------------------------------
@@ -124,7 +129,6 @@ def _job(
         ),
         care=JobCare(
             care_level=elder.care_level,
-            notes=(elder.notes or None) if is_open else None,
             note=request.note if is_open else "",
             slot=request.details.get("slot"),
             delivery=request.details.get("delivery"),
@@ -183,13 +187,10 @@ def _attendance(jobs: Sequence[FieldJob], day: date) -> Attendance:
     return counts
 
 
-def today(*, session: Session, principal: Principal, day: date | None = None) -> FieldDay:
-    """The page's whole day in one read. `since` is read first: whatever commits while the rest
-    is read comes again over the websocket, so the page misses nothing.
-
-    Not audited per read: the page re-reads on every frame, and what it shows is the job the
-    provider was entrusted with (PIPL art. 21), cut to what the job needs and gone once it is
-    over. The deliberate disclosure, the full phone number, is audited (reveal_phone)."""
+def today(*, session: Session, principal: Principal, day: date | None = None) -> tuple[FieldDay, set[int]]:
+    """The page's whole day in one read, and whose elders it names (for the audit log).
+    `since` is read first: whatever commits while the rest is read comes again over the
+    websocket, so the page misses nothing."""
     since = last_seq(session)
     day = day or local(utcnow()).date()
     provider = session.get(Provider, principal.provider_id)
@@ -214,7 +215,7 @@ def today(*, session: Session, principal: Principal, day: date | None = None) ->
         for r in requests
     ]
     own = caregivers.get(principal.caregiver_id or 0)
-    return FieldDay(
+    read = FieldDay(
         since=since,
         day=day,
         provider=FieldProvider(
@@ -225,6 +226,7 @@ def today(*, session: Session, principal: Principal, day: date | None = None) ->
         meals=_meals(jobs, day),
         attendance=_attendance(jobs, day),
     )
+    return read, {r.elder_id for r in requests}
 
 
 # ---- the elder's phone --------------------------------------------------------------------

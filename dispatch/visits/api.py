@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from dispatch.core import audit
 from dispatch.core.auth import Principal, Role, require_roles
 from dispatch.core.db import SessionDep
 from dispatch.core.validation import IdPath
@@ -60,10 +61,16 @@ def on_the_way(
     return DepartureRead(request_id=departure.request_id, at=departure.at, eta_minutes=departure.eta_minutes)
 
 
-@router.get("/{request_id}/visit", response_model=VisitRead)
-def get_request_visit(request_id: IdPath, session: SessionDep, principal: VisitReader) -> VisitRead:
-    """The visit record of a request, with its corrections."""
+@router.get("/{request_id}/visit", response_model=VisitRead | None)
+def get_request_visit(
+    request_id: IdPath, request: Request, session: SessionDep, principal: VisitReader
+) -> VisitRead | None:
+    """The visit record of a request in the caller's scope, with its corrections; null while
+    nobody has checked in."""
     visit = records.visit_of_request(session=session, principal=principal, request_id=request_id)
+    if visit is None:
+        return None
+    audit.record_read(request, principal, [visit.elder_id], f"visit of request {request_id}")
     return records.visit_reads(session, principal, [visit])[0]
 
 

@@ -20,10 +20,7 @@ Family = Annotated[Principal, require_roles(Role.FAMILY)]
 
 
 def _audit(request: Request, principal: Principal, elder_ids: set[int]) -> None:
-    client = request.client.host if request.client else ""
-    audit.record(
-        principal=principal, action="read", elder_ids=sorted(elder_ids), what="family view", client=client
-    )
+    audit.record_read(request, principal, elder_ids, "family view")
 
 
 @router.get("/overview", response_model=FamilyOverview)
@@ -40,7 +37,7 @@ def list_requests(
     session: SessionDep,
     principal: Family,
     elder_id: IdQuery = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
     offset: Offset = 0,
 ) -> list[FamilyRequestRead]:
     """Requests of the linked elders (or of one), newest first. An unlinked elder is 404."""

@@ -16,6 +16,7 @@ from dispatch.core.auth import Principal, Role, User, mask_name
 from dispatch.core.clock import LOCAL_TZ, local
 from dispatch.core.errors import NotFound
 from dispatch.elders.models import Elder
+from dispatch.orders import service as request_service
 from dispatch.orders.models import ServiceRequest
 from dispatch.visits import loaders
 from dispatch.visits.models import CorrectionDecision, Visit, VisitCorrection, VisitReview
@@ -52,7 +53,10 @@ def _scoped(stmt, principal: Principal):  # type: ignore[no-untyped-def]
 def list_visits(
     *, session: Session, principal: Principal, where: VisitFilter, limit: int = 100, offset: int = 0
 ) -> Sequence[Visit]:
-    """Newest check-in first. `from`/`to` are local days, both included."""
+    """Newest check-in first. `from`/`to` are local days, both included. A provider naming
+    another provider gets 404, as for any id outside its scope."""
+    if principal.role == Role.PROVIDER and where.provider_id not in (None, principal.provider_id):
+        raise NotFound(f"provider {where.provider_id} not found")
     stmt = select(Visit)
     if where.day_from is not None:
         stmt = stmt.where(col(Visit.check_in_at) >= day_start(where.day_from))
@@ -82,11 +86,10 @@ def get_visit(*, session: Session, principal: Principal, visit_id: int, for_upda
     return visit
 
 
-def visit_of_request(*, session: Session, principal: Principal, request_id: int) -> Visit:
-    visit = session.exec(_scoped(select(Visit).where(Visit.request_id == request_id), principal)).first()
-    if visit is None:
-        raise NotFound(f"no visit of request {request_id} in scope")
-    return visit
+def visit_of_request(*, session: Session, principal: Principal, request_id: int) -> Visit | None:
+    """The visit of a request in the caller's scope (404 otherwise), or None before check-in."""
+    request_service.get_request(session=session, principal=principal, request_id=request_id)
+    return session.exec(_scoped(select(Visit).where(Visit.request_id == request_id), principal)).first()
 
 
 def corrections_of(session: Session, visit_ids: Iterable[int]) -> dict[int, list[VisitCorrection]]:

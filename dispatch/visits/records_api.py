@@ -31,10 +31,6 @@ Flagged = Annotated[bool | None, Query(description="true: visits with a flag; fa
 Review = Annotated[VisitReview | None, Query(description="open: flagged and not yet corrected.")]
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
 def _filter(
     day_from: date | None,
     day_to: date | None,
@@ -64,13 +60,7 @@ def list_visits(
     where = _filter(day_from, day_to, provider_id, flagged, review, kind)
     rows = records.list_visits(session=session, principal=principal, where=where, limit=limit, offset=offset)
     reads = records.visit_reads(session, principal, rows)
-    audit.record(
-        principal=principal,
-        action="read",
-        elder_ids=sorted({v.elder_id for v in rows}),
-        what="visits",
-        client=_client(request),
-    )
+    audit.record_read(request, principal, (v.elder_id for v in rows), "visits")
     return reads
 
 
@@ -97,13 +87,7 @@ def export_visits(
     where = _filter(day_from, day_to, provider_id, flagged, review, kind)
     rows = records.list_visits(session=session, principal=principal, where=where, limit=limit)
     body = records.to_csv(records.visit_reads(session, principal, rows))
-    audit.record(
-        principal=principal,
-        action="read",
-        elder_ids=sorted({v.elder_id for v in rows}),
-        what="visits.csv",
-        client=_client(request),
-    )
+    audit.record_read(request, principal, (v.elder_id for v in rows), "visits.csv")
     return Response(
         body,
         media_type="text/csv; charset=utf-8",
@@ -112,8 +96,9 @@ def export_visits(
 
 
 @router.get("/{visit_id}", response_model=VisitRead)
-def get_visit(visit_id: IdPath, session: SessionDep, principal: VisitReader) -> VisitRead:
+def get_visit(visit_id: IdPath, request: Request, session: SessionDep, principal: VisitReader) -> VisitRead:
     visit = records.get_visit(session=session, principal=principal, visit_id=visit_id)
+    audit.record_read(request, principal, [visit.elder_id], f"visit {visit_id}")
     return records.visit_reads(session, principal, [visit])[0]
 
 
@@ -124,6 +109,6 @@ def add_correction(
     """An operator approves (optionally with corrected times) or rejects a visit, with a reason.
     Kept as its own record and audited; the visit's recorded facts stay as they were."""
     row = correct_visit(
-        session=session, principal=principal, visit_id=visit_id, body=body, client=_client(request)
+        session=session, principal=principal, visit_id=visit_id, body=body, client=audit.client_of(request)
     )
     return records.correction_read(row, principal.username)

@@ -43,11 +43,13 @@ def test_todays_jobs_carry_what_the_job_needs_and_nothing_more(w: World) -> None
         "name": ELDER["name"], "township": ELDER["township"], "address": ELDER["address"],
         "phone": "138****0001", "lat": ELDER["lat"], "lon": ELDER["lon"],
     }  # fmt: skip
-    assert job["care"]["notes"] == NOTES and job["care"]["note"] == "请带防滑垫"
+    # The operator's note is what this job needs; the elder's registry care notes stay with staff.
+    assert job["care"]["note"] == "请带防滑垫" and "notes" not in job["care"]
     assert job["care"]["care_level"] == "partial" and job["phone_revealable"] is True
     text = json.dumps(day, ensure_ascii=False)
     for secret in (
         ELDER["phone"],
+        NOTES,
         "dibao",
         "assistance",
         "birth",
@@ -60,12 +62,12 @@ def test_todays_jobs_carry_what_the_job_needs_and_nothing_more(w: World) -> None
 
 
 def test_a_finished_job_keeps_only_the_masked_name(w: World) -> None:
-    job = w.job()
+    job = w.job(note="请带防滑垫")
     w.api.ok("POST", f"/api/requests/{job}/check-out", w.provider_user, json={**HOME, "outcome": "not_home"})
     done = _job(_today(w, w.provider_user), job)
     assert done["status"] == "cancelled" and done["visit"]["outcome"] == "not_home"
     assert done["elder"]["name"] == "张*英" and done["elder"]["address"] is None
-    assert done["care"]["notes"] is None and done["phone_revealable"] is False
+    assert done["care"]["note"] == "" and done["phone_revealable"] is False
 
 
 def test_jobs_are_scoped_to_the_provider_and_the_caregiver(w: World) -> None:

@@ -287,7 +287,6 @@ const ProviderPage = (() => {
       e.address ? el("p", { class: "addr" }, job.place === "provider_site" ? `${EC.t("field.place.site")} · ` : "", e.address, " ", map) : null,
       job.phone_revealable ? el("p", {}, callButton(job)) : null,
       el("p", { class: "facts" }, facts.join(" · ")),
-      care.notes ? el("p", { class: "notes" }, EC.t("field.notes", { text: care.notes })) : null,
       care.note ? el("p", { class: "notes" }, EC.t("field.note", { text: care.note })) : null,
       job.departed_at && job.status === "assigned" ? el("p", { class: "facts", dataset: { departed: "1" } }, EC.t("field.departed", { t: EC.fmtTime(job.departed_at) })) : null,
       ...result(job),
