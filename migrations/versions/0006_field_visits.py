@@ -1,7 +1,7 @@
 """field and visits: where a visit must happen, review state, corrections, departures
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-03 09:00:00
 """
 
@@ -17,7 +17,7 @@ import dispatch.core.types
 
 
 revision: str = '0006'
-down_revision: str | Sequence[str] | None = '0004'
+down_revision: str | Sequence[str] | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
