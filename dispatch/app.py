@@ -17,6 +17,7 @@ from dispatch.core.audit_api import router as audit_router  # issue 6: the audit
 from dispatch.core.errors import ERROR_RESPONSES, install_error_handlers
 from dispatch.core.middleware import SecurityHeaders
 from dispatch.elders.api import router as elders_router
+from dispatch.field.api import router as field_router  # issue 4
 from dispatch.matching.api import router as matching_router  # matching (issue 8): refused providers
 from dispatch.notify.api import router as messages_router
 from dispatch.orders.api import router as orders_router
@@ -27,6 +28,8 @@ from dispatch.orders.candidates import router as candidates_router
 from dispatch.plans.api import router as plans_router
 from dispatch.stats.api import router as stats_router
 from dispatch.visits.api import router as visits_router
+from dispatch.visits.family_api import router as family_router  # issue 4
+from dispatch.visits.records_api import router as visit_records_router  # issue 4
 from dispatch.web.api import mount_static
 from dispatch.web.api import router as web_router
 from dispatch.welfare.api import router as welfare_router
@@ -79,6 +82,9 @@ def create_app() -> FastAPI:
         plans_router,  # issue 5
         welfare_router,  # issue 5
         stats_router,  # issue 5
+        field_router,  # issue 4
+        visit_records_router,  # issue 4
+        family_router,  # issue 4
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
 

@@ -110,6 +110,16 @@ class Settings(BaseSettings):
     target_average_rating: float = Field(default=4.5, ge=1, le=5)
     target_complaint_rate: float = Field(default=0.05, ge=0, le=1)
 
+    # ---- visit verification (EVV), issue 4: what flags a visit for the operators ----
+    evv_max_distance_m: float = Field(default=300.0, gt=0)
+    evv_max_clock_skew_seconds: int = Field(default=300, ge=1)
+    # The shortest believable visit of each kind, in minutes (0: never too short).
+    evv_min_minutes_meal: int = Field(default=0, ge=0, le=1440)
+    evv_min_minutes_day_care: int = Field(default=60, ge=0, le=1440)
+    evv_min_minutes_home_care: int = Field(default=30, ge=0, le=1440)
+    evv_min_minutes_visit: int = Field(default=10, ge=0, le=1440)
+    evv_min_minutes_emergency: int = Field(default=0, ge=0, le=1440)
+
     log_level: str = "INFO"
     # RQ logs every job at INFO; that drowns everything else on one terminal.
     rq_log_level: str = "WARNING"

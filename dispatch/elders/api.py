@@ -5,13 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from sqlmodel import Session
 
 from dispatch.core import audit
 from dispatch.core.auth import CurrentPrincipal, Principal, Role, require_roles
 from dispatch.core.db import SessionDep
 from dispatch.core.validation import IdPath, Offset, PhoneNumber, Township
 from dispatch.elders import service as elder_service
-from dispatch.elders.schemas import ElderCreate, ElderRead, ElderUpdate, FamilyLinkCreate, FamilyMember
+from dispatch.elders.schemas import (
+    ElderCreate,
+    ElderRead,
+    ElderUpdate,
+    FamilyLinkCreate,
+    FamilyLinkUpdate,
+    FamilyMember,
+)
 
 router = APIRouter(prefix="/api/elders", tags=["elders"])
 
@@ -96,22 +104,43 @@ def link_family(
     """Link a family account to the elder, with the elder's consent on what it may see."""
     elder = elder_service.get_elder(session=session, principal=principal, elder_id=elder_id)
     link = elder_service.link_family(session=session, elder=elder, link_in=link_in)
+    # The audit log is the consent record: who recorded what the elder agreed to, and when.
     audit.record(
         principal=principal,
         action="link_family",
         elder_ids=[elder_id],
-        what=link_in.username,
+        what=f"{link_in.username} consent={link.consent}",
         client=_client(request),
         session=session,
     )
-    user = next(
-        u for lk, u in elder_service.family_of(session=session, elder_id=elder_id) if lk.id == link.id
+    return _member(session, principal, elder_id, link.id)
+
+
+@router.patch("/{elder_id}/family/{user_id}", response_model=FamilyMember)
+def update_family_link(
+    elder_id: IdPath,
+    user_id: IdPath,
+    link_in: FamilyLinkUpdate,
+    request: Request,
+    session: SessionDep,
+    principal: ElderEditor,
+) -> FamilyMember:
+    """Change what a linked relative may see (the elder's consent), or the relation."""
+    elder = elder_service.get_elder(session=session, principal=principal, elder_id=elder_id)
+    link = elder_service.update_family_link(session=session, elder=elder, user_id=user_id, link_in=link_in)
+    audit.record(
+        principal=principal,
+        action="family_consent",
+        elder_ids=[elder_id],
+        what=f"account {user_id} consent={link.consent} relation={link.relation}",
+        client=_client(request),
+        session=session,
     )
-    return FamilyMember(
-        user_id=link.user_id,
-        username=user.username,
-        display_name=user.display_name,
-        relation=link.relation,
-        consent=link.consent,  # type: ignore[arg-type]
-        phone=user.phone,
+    return _member(session, principal, elder_id, link.id)
+
+
+def _member(session: Session, principal: Principal, elder_id: int, link_id: int | None) -> FamilyMember:
+    link, user = next(
+        (lk, u) for lk, u in elder_service.family_of(session=session, elder_id=elder_id) if lk.id == link_id
     )
+    return elder_service.member_read(principal=principal, link=link, user=user)

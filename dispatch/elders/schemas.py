@@ -81,8 +81,18 @@ class ElderRead(BaseModel):
 
 
 class FamilyLinkCreate(BaseModel):
+    """Link a relative, with what the elder consented this relative may see: `status` (where
+    requests and visits stand) or `status_and_notes` (also care notes and visit summaries)."""
+
     model_config = ConfigDict(extra="forbid")
 
     username: str = Field(min_length=1, max_length=64)
     relation: str = Field(default="", max_length=20)
     consent: Consent = Consent.STATUS
+
+
+class FamilyLinkUpdate(PatchModel):
+    """The elder changed their mind (or the relation was mistyped): the change is audited."""
+
+    relation: str | None = Field(default=None, max_length=20)
+    consent: Consent | None = None

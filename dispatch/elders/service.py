@@ -12,7 +12,14 @@ from dispatch.core.auth import Principal, Role, User, visible_phone
 from dispatch.core.clock import utcnow
 from dispatch.core.errors import Conflict, NotFound
 from dispatch.elders.models import Consent, Elder, FamilyLink
-from dispatch.elders.schemas import ElderCreate, ElderRead, ElderUpdate, FamilyLinkCreate, FamilyMember
+from dispatch.elders.schemas import (
+    ElderCreate,
+    ElderRead,
+    ElderUpdate,
+    FamilyLinkCreate,
+    FamilyLinkUpdate,
+    FamilyMember,
+)
 
 
 def create_elder(*, session: Session, elder_in: ElderCreate) -> Elder:
@@ -103,6 +110,41 @@ def link_family(*, session: Session, elder: Elder, link_in: FamilyLinkCreate) ->
     return link
 
 
+def update_family_link(
+    *, session: Session, elder: Elder, user_id: int, link_in: FamilyLinkUpdate
+) -> FamilyLink:
+    link = family_link(session=session, elder_id=elder.id or 0, user_id=user_id)
+    if link is None:
+        raise NotFound(f"no family link of account {user_id} to elder {elder.id}")
+    for key, value in link_in.model_dump(exclude_unset=True).items():
+        setattr(link, key, value)
+    session.add(link)
+    session.flush()
+    return link
+
+
+def family_link(*, session: Session, elder_id: int, user_id: int) -> FamilyLink | None:
+    stmt = select(FamilyLink).where(FamilyLink.elder_id == elder_id, FamilyLink.user_id == user_id)
+    return session.exec(stmt).first()
+
+
+def family_links(*, session: Session, user_id: int) -> list[FamilyLink]:
+    """A family account's links, i.e. its elders and what each consented it may see."""
+    stmt = select(FamilyLink).where(FamilyLink.user_id == user_id).order_by(col(FamilyLink.id))
+    return list(session.exec(stmt).all())
+
+
+def member_read(*, principal: Principal, link: FamilyLink, user: User) -> FamilyMember:
+    return FamilyMember(
+        user_id=user.id or 0,
+        username=user.username,
+        display_name=user.display_name,
+        relation=link.relation,
+        consent=Consent(link.consent),
+        phone=visible_phone(principal, user.phone),
+    )
+
+
 def family_of(*, session: Session, elder_id: int) -> list[tuple[FamilyLink, User]]:
     stmt = (
         select(FamilyLink, User)
@@ -124,23 +166,14 @@ def sees_notes(*, session: Session, principal: Principal, elder_id: int) -> bool
         return True
     if principal.role != Role.FAMILY:
         return False
-    link = session.exec(
-        select(FamilyLink).where(FamilyLink.elder_id == elder_id, FamilyLink.user_id == principal.id)
-    ).first()
+    link = family_link(session=session, elder_id=elder_id, user_id=principal.id)
     return link is not None and link.consent == Consent.STATUS_AND_NOTES
 
 
 def elder_read(*, session: Session, principal: Principal, elder: Elder) -> ElderRead:
     assert elder.id is not None
     family = [
-        FamilyMember(
-            user_id=user.id or 0,
-            username=user.username,
-            display_name=user.display_name,
-            relation=link.relation,
-            consent=Consent(link.consent),
-            phone=visible_phone(principal, user.phone),
-        )
+        member_read(principal=principal, link=link, user=user)
         for link, user in family_of(session=session, elder_id=elder.id)
         if principal.is_staff or user.id == principal.id
     ]

@@ -5,6 +5,7 @@ that made it: the texts commit with the change or not at all.
 - provider: its new offer (with the 1/2 reply hint and the deadline), or a job an operator
   dispatched to it by hand;
 - family (linked accounts with a phone): assigned, completed, escalated; an emergency at once;
+  "on the way" when the caregiver sets off (sent by the provider page, `on_the_way()` below).
 - the duty operator (OPERATOR_PHONE): an emergency at once, while matching runs.
 
 Texts are short Simplified Chinese. They name the elder masked (张*英) and the township, never
@@ -78,8 +79,19 @@ def manual_dispatch_text(request: ServiceRequest, elder: Elder) -> str:
     )
 
 
-def family_text(purpose: str, request: ServiceRequest, elder: Elder, provider: Provider | None) -> str:
+def family_text(
+    purpose: str,
+    request: ServiceRequest,
+    elder: Elder,
+    provider: Provider | None,
+    *,
+    eta_minutes: int | None = None,
+) -> str:
     who, what = mask_name(elder.name), service_text(request)
+    if purpose == "on_the_way":
+        by = provider.name if provider else "服务机构"
+        eta = f"，预计{eta_minutes}分钟内到达" if eta_minutes else ""
+        return f"{SIGN}{by}的服务人员已出发前往{who}处（{what}）{eta}，请留意开门。"
     if purpose == "assigned":
         by = provider.name if provider else "服务机构"
         return f"{SIGN}{who}的{what}（{window_text(request)}）已由{by}接单。"
@@ -117,12 +129,14 @@ def family_phones(session: Session, elder_id: int) -> list[str]:
     return phones
 
 
-def _tell_family(session: Session, request: ServiceRequest, purpose: str) -> None:
+def _tell_family(
+    session: Session, request: ServiceRequest, purpose: str, *, eta_minutes: int | None = None
+) -> None:
     elder = session.get(Elder, request.elder_id)
     if elder is None:
         return
     provider = session.get(Provider, request.provider_id) if request.provider_id else None
-    body = family_text(purpose, request, elder, provider)
+    body = family_text(purpose, request, elder, provider, eta_minutes=eta_minutes)
     for phone in family_phones(session, request.elder_id):
         queue_sms(
             session,
@@ -232,3 +246,9 @@ def _tell_operator(session: Session, request: ServiceRequest) -> None:
         request_id=request.id,
         elder_id=request.elder_id,
     )
+
+
+def on_the_way(session: Session, request: ServiceRequest, *, eta_minutes: int | None = None) -> None:
+    """The caregiver set off to an assigned job (the provider page's button): tell the family.
+    Not a status change, so not an event; the caller records the departure once."""
+    _tell_family(session, request, "on_the_way", eta_minutes=eta_minutes)

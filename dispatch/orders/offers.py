@@ -10,11 +10,11 @@ from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from dispatch.core import audit
 from dispatch.core.auth import Principal, Role, mask_name, mask_phone
 from dispatch.core.clock import utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.errors import Conflict, Forbidden, NotFound
-from dispatch.core.events import emit
 from dispatch.core.jobs import COALESCE_MATCH, JobName, QueueName
 from dispatch.core.outbox import add_job
 from dispatch.elders.models import Elder
@@ -222,14 +222,13 @@ def direct_to_caregiver(session: Session, *, principal: Principal, offer_id: int
     if getattr(result, "rowcount", 0) != 1:
         raise Conflict(f"offer {offer_id} is no longer pending")
     set_committed_value(offer, "caregiver_id", caregiver_id)
-    emit(
+    # Not a status change, so not an event (API.md's event types are fixed); the change of who
+    # goes to the elder's door is in the elder's audit log.
+    audit.record_change(
         session,
-        "request.caregiver_changed",
-        request_id=request.id,
         elder_id=request.elder_id,
-        provider_id=offer.provider_id,
-        status=request.status,
-        data={"offer_id": offer.id, "caregiver_id": caregiver_id, "previous_caregiver_id": previous},
+        action="offer.caregiver",
+        what=f"offer {offer.id}: caregiver {previous} -> {caregiver_id}",
     )
     return offer
 

@@ -1,7 +1,7 @@
 """matching: providers an elder refused
 
 Revision ID: 0005
-Revises: 0007
+Revises: 0006
 Create Date: 2026-12-02 14:10:00
 """
 
@@ -17,7 +17,7 @@ import dispatch.core.types
 
 
 revision: str = '0005'
-down_revision: str | Sequence[str] | None = '0007'
+down_revision: str | Sequence[str] | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

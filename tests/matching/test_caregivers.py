@@ -71,8 +71,15 @@ def test_the_offer_names_a_skilled_caregiver_and_may_be_redirected(api: Api) -> 
     assert [(r.elder_id, r.actor_role) for r in rows] == [(w["elder"]["id"], "provider")]
     request = api.ok("POST", f"/api/offers/{cleaning['id']}/accept", w["provider_user"])
     assert request["caregiver_id"] == bather["id"]
-    timeline = [e["type"] for e in request["timeline"]]
-    assert timeline == ["request.created", "request.offered", "request.caregiver_changed", "request.assigned"]
+    assert [e["type"] for e in request["timeline"]] == [
+        "request.created",
+        "request.offered",
+        "request.assigned",
+    ]
+    with session_scope(write=False) as session:  # who goes to the elder's door: in the audit log
+        (change,) = session.exec(select(AuditEntry).where(AuditEntry.action == "offer.caregiver")).all()
+    assert change.what == f"offer {cleaning['id']}: caregiver {cleaner['id']} -> {bather['id']}"
+    assert (change.elder_id, change.actor_role) == (w["elder"]["id"], "provider")
 
 
 def test_a_caregiver_off_shift_or_fully_booked_is_refused(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:

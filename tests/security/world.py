@@ -4,7 +4,8 @@ endpoint of the API validly — shared by the scope (S2), mass-assignment (S3) a
 Seven accounts: admin, manager, operator, two providers (A and B, each with a provider
 account) and two relatives (each linked to one elder). Elder E1 is linked to family1, E2 to
 family2, E3 to nobody. Requests: R1 (E1) assigned to A, R2 (E2) assigned to B, R3 (E1) with a
-pending offer to A, R4 (E2) with a pending offer to B. No worker runs, so nothing moves.
+pending offer to A, R4 (E2) with a pending offer to B; R5 (E1) served by A and R6 (E2) by B,
+with their visits V5 and V6. No worker runs, so nothing moves.
 
 What the tests know about the API is in two tables. A test meeting an endpoint or a path
 parameter that is in neither fails and names what to add here: a new endpoint is never
@@ -86,6 +87,23 @@ def build_world(api: Api) -> World:
             assert request is not None
             offer = offers.make_offer(session, request, provider_id=provider["id"], caregiver_id=None)
             offer_ids[f"O{name[1]}"] = offer.id
+    # ---- issue 4: two finished visits, R5 (E1) by A and R6 (E2) by B, for the visit endpoints ----
+    visits = {}
+    for name, elder, provider, user in (
+        ("R5", "E1", provider_a, "providerA"),
+        ("R6", "E2", provider_b, "providerB"),
+    ):
+        requests[name] = new_request(elder)
+        api.ok("POST", f"/api/requests/{requests[name]}/assign", op, json={"provider_id": provider["id"]})
+        api.ok("POST", f"/api/requests/{requests[name]}/check-in", users[user], json=CHECK_IN)
+        api.ok(
+            "POST",
+            f"/api/requests/{requests[name]}/check-out",
+            users[user],
+            json={**CHECK_IN, "summary": "打扫"},
+        )
+        visits[f"V{name[1]}"] = api.ok("GET", f"/api/requests/{requests[name]}/visit", op)["id"]
+    # ---- end issue 4 ----
     accounts = {u["username"]: u["id"] for u in api.ok("GET", "/api/users?limit=500", users["admin"])}
     world = World(
         api,
@@ -96,6 +114,7 @@ def build_world(api: Api) -> World:
             "request": requests,
             "offer": {k: int(v or 0) for k, v in offer_ids.items()},
             "provider": {"A": provider_a["id"], "B": provider_b["id"]},
+            "visit": visits,  # issue 4
         },
     )
     world.scope = _scope(world)
@@ -113,11 +132,14 @@ def _scope(w: World) -> dict[str, dict[str, set[int]]]:
         providerA=set(), providerB=set(), family1={e["E1"]}, family2={e["E2"]}
     )  # providers see elders only through their offers and jobs
     scope["request"].update(
-        providerA={r["R1"], r["R3"]},
-        providerB={r["R2"], r["R4"]},
-        family1={r["R1"], r["R3"]},
-        family2={r["R2"], r["R4"]},
+        providerA={r["R1"], r["R3"], r["R5"]},
+        providerB={r["R2"], r["R4"], r["R6"]},
+        family1={r["R1"], r["R3"], r["R5"]},
+        family2={r["R2"], r["R4"], r["R6"]},
     )
+    # issue 4: a provider reads its own visits; relatives read theirs through /api/family only.
+    v = w.ids["visit"]
+    scope["visit"].update(providerA={v["V5"]}, providerB={v["V6"]}, family1=set(), family2=set())
     # A provider sees its own offers; the manual dispatches' accepted offers are not in the
     # world's ids (only the pending ones are), so this is exact.
     scope["offer"].update(providerA={o["O3"]}, providerB={o["O4"]}, family1=set(), family2=set())
@@ -137,6 +159,7 @@ PARAM_KINDS = {
     "provider_id": "provider",
     "user_id": "user",
     "actor_id": "user",
+    "visit_id": "visit",  # issue 4
 }
 
 Body = Callable[[World], dict[str, Any]]
@@ -180,6 +203,12 @@ CALLS: dict[str, Call] = {
         "operator", lambda w: {"provider_id": w.id("provider", "B"), "reason": "测试"}
     ),
     "POST /api/offers/{offer_id}/caregiver": Call("providerA", lambda w: {"caregiver_id": 1}),
+    # ---- issue 4 ----
+    "POST /api/requests/{request_id}/on-the-way": Call("providerA", lambda w: {"eta_minutes": 10}),
+    "POST /api/visits/{visit_id}/corrections": Call(
+        "operator", lambda w: {"decision": "approve", "reason": "电话核实无误"}
+    ),
+    "PATCH /api/elders/{elder_id}/family/{user_id}": Call("operator", lambda w: {"consent": "status"}),
 }
 # Form-encoded or webhook operations, proven elsewhere (sign-in: S4; Twilio: T1).
 NOT_JSON = {
