@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from dispatch.core.auth import Role
 from tests.browser.test_console import Client, _pending_offer, _sign_in
-from tests.helpers import ELDER, HOME_CARE, make_user
+from tests.helpers import ELDER, HOME_CARE, make_user, wait_for
 from tests.processes import Platform
 
 pytestmark = pytest.mark.browser
@@ -41,10 +41,17 @@ def test_an_emergency_is_pinned_from_intake_until_assigned_and_parts_explain_the
     expect(pinned).to_contain_text("紧急求助")
     expect(pinned).to_contain_text("张秀英")
     offer = _pending_offer(c, provider_user, req["id"])  # matching ran in parallel
-    expect(pinned).to_contain_text(f"已派单给 {HOME_CARE['name']}")  # still pinned while offered
+    expect(pinned).to_contain_text(
+        f"已派单给 {HOME_CARE['name']}", timeout=15_000
+    )  # still pinned while offered
 
     # An ordinary escalation filed later is pinned too, below the emergency.
     other = c.ok("POST", "/api/requests", operator, 202, json={"elder_id": elder["id"], "kind": "day_care"})
+    wait_for(  # the worker's part first (slow on a loaded machine), then the console's
+        lambda: c.ok("GET", f"/api/requests/{other['id']}", operator)["status"] == "escalated",
+        timeout=30,
+        what="the day-care request to be escalated",
+    )
     escalated = desk.locator(f'#escalation-list .escalation[data-request="{other["id"]}"]')
     expect(escalated).to_contain_text("服务范围内无机构")
     expect(desk.locator("#escalation-list .escalation").first).to_have_attribute(
