@@ -18,6 +18,7 @@ from dispatch.core.errors import ERROR_RESPONSES, install_error_handlers
 from dispatch.core.middleware import SecurityHeaders
 from dispatch.elders.api import router as elders_router
 from dispatch.field.api import router as field_router  # issue 4
+from dispatch.matching.api import router as matching_router  # matching (issue 8): refused providers
 from dispatch.notify.api import router as messages_router
 from dispatch.orders.api import router as orders_router
 from dispatch.orders.batcher import IntakeBatcher
@@ -75,6 +76,7 @@ def create_app() -> FastAPI:
         console_router,
         console_board_router,
         candidates_router,
+        matching_router,
         hotline_router,
         audit_router,  # issue 6 (security)
         plans_router,  # issue 5

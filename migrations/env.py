@@ -12,6 +12,7 @@ import dispatch.core.auth  # noqa: F401
 import dispatch.core.events  # noqa: F401
 import dispatch.core.outbox  # noqa: F401
 import dispatch.elders.models  # noqa: F401
+import dispatch.matching.models  # noqa: F401  (matching, issue 8)
 import dispatch.notify.models  # noqa: F401
 import dispatch.orders.models  # noqa: F401
 import dispatch.plans.models  # noqa: F401

@@ -7,6 +7,7 @@ from rq import cron
 from dispatch.core.config import get_settings
 from dispatch.core.jobs import QueueName
 from workers.maintenance import relay_outbox, sweep
+from workers.matching import refresh_prices
 from workers.plans import schedule_plans, welfare_guarantee
 from workers.stats import refresh_stats
 
@@ -43,5 +44,14 @@ cron.register(
     queue_name=QueueName.MAINTENANCE,
     interval=_settings.stats_refresh_interval_seconds,
     ttl=_settings.stats_refresh_interval_seconds,
+    result_ttl=0,
+)
+
+# ---- matching (issue 8): capacity prices from the forecast of today's remaining demand ----
+cron.register(
+    refresh_prices,
+    queue_name=QueueName.MAINTENANCE,
+    interval=_settings.match_price_refresh_seconds,
+    ttl=_settings.match_price_refresh_seconds,
     result_ttl=0,
 )

@@ -1,4 +1,4 @@
-"""The batch matcher job."""
+"""The batch matcher job, and the capacity prices' refresh (a maintenance cron job)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dispatch.core.db import session_scope
 from dispatch.core.jobs import COALESCE_MATCH
 from dispatch.core.outbox import HURRY_KEY, claim_coalesced, clear_wake
 from dispatch.core.redis import get_redis
+from dispatch.matching import forecast
 from dispatch.matching import service as matching_service
 from dispatch.orders import offers
 
@@ -39,10 +40,12 @@ def match_pending() -> dict[str, int]:
     _wait_for_batch_window(conn, get_settings().batch_window_seconds)
     # From here on, a newly committed request queues the next run instead of relying on this one.
     clear_wake(COALESCE_MATCH, conn)
+    settings = get_settings()
+    prices = forecast.read_prices(conn, max_age_seconds=3 * settings.match_price_refresh_seconds)
     started = time.process_time()
     with session_scope(write=False) as session:
         snapshot = matching_service.load_snapshot(session)
-    decisions = matching_service.decide(snapshot)
+    decisions = matching_service.decide(snapshot, prices=prices if settings.match_forecast_days else None)
     cpu_ms = (time.process_time() - started) * 1000
     faults.point("match.before_apply")
     with session_scope() as session:
@@ -51,10 +54,11 @@ def match_pending() -> dict[str, int]:
         if len(snapshot.requests) >= matching_service.BATCH_LIMIT:
             offers.request_matching(session)  # more are waiting than one batch takes
     log.info(
-        "matched %d request(s): %d offered, %d escalated, %d skipped (decide %.1f ms cpu)",
+        "matched %d request(s): %d offered, %d escalated, %d waiting, %d skipped (%.1f ms cpu)",
         len(snapshot.requests),
         applied.offered,
         applied.escalated,
+        applied.waiting,
         applied.skipped,
         cpu_ms,
     )
@@ -62,6 +66,23 @@ def match_pending() -> dict[str, int]:
         "requests": len(snapshot.requests),
         "offered": applied.offered,
         "escalated": applied.escalated,
+        "waiting": applied.waiting,
         "skipped": applied.skipped,
         "cpu_us": int(cpu_ms * 1000),
     }
+
+
+def refresh_prices() -> int:
+    """Recompute the capacity prices from the forecast and store them for the matcher."""
+    if not get_settings().match_forecast_days:
+        return 0
+    started = time.process_time()
+    with session_scope(write=False) as session:
+        prices = forecast.compute_prices(session, matching_service.weights())
+    forecast.store_prices(get_redis(), prices)
+    log.info(
+        "capacity prices: %d pool(s) priced (%.0f ms cpu)",
+        len(prices),
+        (time.process_time() - started) * 1000,
+    )
+    return len(prices)

@@ -40,6 +40,25 @@ class Settings(BaseSettings):
     # An open request whose work has gone quiet this long is re-woken by the sweeper.
     stale_after_seconds: int = Field(default=10, ge=1)
 
+    # ---- matching (issue 8): score weights in km-equivalents (dispatch/matching/scoring.py) ----
+    match_weight_distance: float = Field(default=1.0, ge=0.0)
+    match_weight_load: float = Field(default=1.0, ge=0.0)
+    match_weight_acceptance: float = Field(default=2.0, ge=0.0)
+    match_weight_completion: float = Field(default=3.0, ge=0.0)
+    match_weight_rating: float = Field(default=2.0, ge=0.0)
+    match_weight_no_show: float = Field(default=1.5, ge=0.0)
+    match_weight_continuity: float = Field(default=1.0, ge=0.0)
+    match_fallback_penalty_km: float = Field(default=2.0, ge=0.0)
+    # Jobs at once per caregiver (assigned, in service, or offered and pending).
+    caregiver_max_jobs: int = Field(default=3, ge=1)
+    # Providers' records are re-read at most this often by a matcher process.
+    match_record_cache_seconds: float = Field(default=60.0, ge=0.0)
+    # Capacity prices (dispatch/matching/prices.py): days of history forecasting the rest of
+    # today (0 turns prices off), how often they are recomputed, and the most a unit may cost.
+    match_forecast_days: int = Field(default=7, ge=0, le=60)
+    match_price_refresh_seconds: int = Field(default=300, ge=10)
+    match_price_cap_km: float = Field(default=12.0, ge=0.0)
+
     # RQ.
     worker_maintenance_interval: int = Field(default=5, ge=1)
     job_timeout_seconds: int = Field(default=60, ge=5)

@@ -1,15 +1,18 @@
-"""Capacity in use, read from the database: assigned jobs and pending offers per provider."""
+"""From the database to the matcher's plain data: providers (with caregivers and records),
+requests, and the capacity in use (assigned jobs and pending offers)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import timedelta
 
 from sqlalchemy import or_, select, text
 from sqlmodel import Session, col
 
 from dispatch.core.clock import utcnow
-from dispatch.matching.core import CaregiverInfo, Holding, ProviderInfo
+from dispatch.core.config import get_settings
+from dispatch.matching.core import CaregiverInfo, Holding, ProviderInfo, RequestInfo
+from dispatch.matching.scoring import ProviderRecord
 from dispatch.orders.models import Offer, OfferStatus, ServiceRequest
 from services.models import Caregiver, Provider
 
@@ -17,7 +20,14 @@ from services.models import Caregiver, Provider
 _DAILY_LOOKBACK = timedelta(days=2)
 
 
-def load_providers(session: Session, ids: Collection[int] | None = None) -> list[ProviderInfo]:
+def load_providers(
+    session: Session,
+    ids: Collection[int] | None = None,
+    *,
+    records: Mapping[int, ProviderRecord] | None = None,
+) -> list[ProviderInfo]:
+    """Active providers with their active caregivers (two queries), and their records if given."""
+    max_jobs = get_settings().caregiver_max_jobs
     stmt = select(Provider).where(col(Provider.active).is_(True))
     if ids is not None:
         stmt = stmt.where(col(Provider.id).in_(list(ids)))
@@ -29,12 +39,18 @@ def load_providers(session: Session, ids: Collection[int] | None = None) -> list
     for cg in session.scalars(cg_stmt):
         assert cg.id is not None
         by_provider.setdefault(cg.provider_id, []).append(
-            CaregiverInfo(cg.id, frozenset(cg.skills), cg.shift_start, cg.shift_end)
+            CaregiverInfo(cg.id, frozenset(cg.skills), cg.shift_start, cg.shift_end, max_jobs)
         )
-    return [provider_info(p, by_provider.get(p.id or 0, [])) for p in providers]
+    records = records or {}
+    return [
+        provider_info(p, by_provider.get(p.id or 0, []), records.get(p.id or 0, ProviderRecord()))
+        for p in providers
+    ]
 
 
-def provider_info(p: Provider, caregivers: list[CaregiverInfo]) -> ProviderInfo:
+def provider_info(
+    p: Provider, caregivers: list[CaregiverInfo], record: ProviderRecord | None = None
+) -> ProviderInfo:
     assert p.id is not None
     return ProviderInfo(
         id=p.id,
@@ -47,11 +63,47 @@ def provider_info(p: Provider, caregivers: list[CaregiverInfo]) -> ProviderInfo:
         open_time=p.open_time,
         close_time=p.close_time,
         caregivers=tuple(caregivers),
+        record=record or ProviderRecord(),
     )
 
 
-def load_holdings(session: Session, provider_ids: Collection[int] | None = None) -> list[Holding]:
-    """Assigned, in-service and (recent) completed jobs, and pending offers."""
+def request_info(
+    r: ServiceRequest,
+    lat: float,
+    lon: float,
+    excluded: Collection[int],
+    *,
+    refused: Collection[int] = (),
+    served_by: Collection[int] = (),
+    served_by_caregivers: Collection[int] = (),
+) -> RequestInfo:
+    """A request as the matcher sees it (an emergency is always urgent)."""
+    assert r.id is not None
+    return RequestInfo(
+        id=r.id,
+        version=r.version,
+        kind=r.kind,
+        priority="urgent" if r.kind == "emergency" else r.priority,
+        created_at=r.created_at,
+        lat=lat,
+        lon=lon,
+        window_start=r.window_start,
+        window_end=r.window_end,
+        slot=r.details.get("slot"),
+        delivery=bool(r.details.get("delivery")),
+        skills=frozenset(r.details.get("skills") or ()),
+        excluded=frozenset(excluded),
+        elder_id=r.elder_id,
+        refused=frozenset(refused),
+        served_by=frozenset(served_by),
+        served_by_caregivers=frozenset(served_by_caregivers),
+    )
+
+
+def load_holdings(
+    session: Session, provider_ids: Collection[int] | None = None, *, exclude_offer_id: int | None = None
+) -> list[Holding]:
+    """Assigned, in-service and (recent) completed jobs, and pending offers (but `exclude_offer_id`)."""
     since = utcnow() - _DAILY_LOOKBACK
     jobs = select(ServiceRequest).where(
         col(ServiceRequest.provider_id).is_not(None),
@@ -68,6 +120,8 @@ def load_holdings(session: Session, provider_ids: Collection[int] | None = None)
     if provider_ids is not None:
         jobs = jobs.where(col(ServiceRequest.provider_id).in_(list(provider_ids)))
         pending = pending.where(col(Offer.provider_id).in_(list(provider_ids)))
+    if exclude_offer_id is not None:
+        pending = pending.where(col(Offer.id) != exclude_offer_id)
     out = [
         Holding(r.provider_id or 0, r.caregiver_id, r.kind, r.window_start, r.details.get("slot"), r.status)
         for r in session.scalars(jobs)

@@ -1,27 +1,44 @@
 """Matching glue: read a snapshot of the waiting requests, decide with the pure core
 (outside any write lock), then apply the decisions in one write transaction, each re-checked
-against the request's version and the providers' capacity at that moment."""
+against the request's version and the providers' capacity at that moment.
+
+The snapshot is a fixed, small number of queries whatever the batch size (requests with their
+elders; declines; refusals; who served these elders before; providers with caregivers;
+capacity in use; providers' records, cached): the matcher's cost per batch must not grow with
+one query per request.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select
 from sqlmodel import Session, col
 
+from dispatch.core.clock import utcnow
+from dispatch.core.config import get_settings
 from dispatch.core.outbox import OutboxJob
 from dispatch.elders.models import Elder
-from dispatch.matching import capacity
-from dispatch.matching.core import Decision, Holding, ProviderInfo, RequestInfo, Usage, decide_greedy
+from dispatch.matching import capacity, records, refusals
+from dispatch.matching.batch import decide_batch
+from dispatch.matching.capacity import request_info
+from dispatch.matching.core import WAIT, Decision, Holding, Prices, ProviderInfo, RequestInfo, Usage
+from dispatch.matching.scoring import Weights
 from dispatch.orders import offers
 from dispatch.orders.lifecycle import RequestStatus, transition
 from dispatch.orders.models import Offer, OfferStatus, ServiceRequest
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Applied", "Snapshot", "apply_decisions", "decide", "load_snapshot", "request_info", "weights"]
+
 BATCH_LIMIT = 2000
+# Continuity looks back this far for who served an elder.
+CONTINUITY_DAYS = 90
 Matcher = Callable[[Sequence[RequestInfo], Sequence[ProviderInfo], Sequence[Holding]], list[Decision]]
 
 
@@ -37,60 +54,121 @@ class Snapshot:
 class Applied:
     offered: int = 0
     escalated: int = 0
+    waiting: int = 0
     skipped: int = 0
     retry: bool = False
     offer_ids: list[int] = field(default_factory=list)
 
 
+def weights() -> Weights:
+    """The score weights from the settings (MATCH_WEIGHT_*)."""
+    s = get_settings()
+    return Weights(
+        distance=s.match_weight_distance,
+        load=s.match_weight_load,
+        acceptance=s.match_weight_acceptance,
+        completion=s.match_weight_completion,
+        rating=s.match_weight_rating,
+        no_show=s.match_weight_no_show,
+        continuity=s.match_weight_continuity,
+        fallback_km=s.match_fallback_penalty_km,
+    )
+
+
 def load_snapshot(session: Session, *, limit: int = BATCH_LIMIT) -> Snapshot:
+    """The queued requests (urgent first, then oldest) and everything the matcher needs."""
     max_outbox_id = session.scalar(select(func.max(OutboxJob.id))) or 0
+    urgent_first = case(
+        (or_(col(ServiceRequest.priority) == "urgent", col(ServiceRequest.kind) == "emergency"), 0), else_=1
+    )
     rows = session.execute(
         select(ServiceRequest, col(Elder.lat), col(Elder.lon))
         .join(Elder, col(Elder.id) == ServiceRequest.elder_id)
         .where(col(ServiceRequest.status) == RequestStatus.QUEUED)
-        .order_by(col(ServiceRequest.created_at))
+        .order_by(urgent_first, col(ServiceRequest.created_at), col(ServiceRequest.id))
         .limit(limit)
     ).all()
     if not rows:
         return Snapshot([], [], [], max_outbox_id)
-    ids = [r.id for r, _, _ in rows]
-    excluded: dict[int, set[int]] = {}
+    requests = request_infos(session, [(r, lat, lon) for r, lat, lon in rows])
+    recs = records.load_records(session, max_age_seconds=get_settings().match_record_cache_seconds)
+    providers = capacity.load_providers(session, records=recs)
+    return Snapshot(requests, providers, capacity.load_holdings(session), max_outbox_id)
+
+
+def request_infos(session: Session, rows: Sequence[tuple[ServiceRequest, float, float]]) -> list[RequestInfo]:
+    """Requests with what they carry from history (declines, refusals, continuity): three
+    queries for the whole batch."""
+    ids = [r.id for r, _, _ in rows if r.id is not None]
+    elder_ids = {r.elder_id for r, _, _ in rows}
+    excluded = declined_by(session, ids)
+    refused = refusals.refused_by(session, elder_ids)
+    served, served_cg = served_before(session, elder_ids)
+    return [
+        request_info(
+            r,
+            lat,
+            lon,
+            excluded.get(r.id or 0, set()),
+            refused=refused.get(r.elder_id, set()),
+            served_by=served.get(r.elder_id, set()),
+            served_by_caregivers=served_cg.get(r.elder_id, set()),
+        )
+        for r, lat, lon in rows
+    ]
+
+
+def declined_by(session: Session, request_ids: Collection[int]) -> dict[int, set[int]]:
+    """Providers that declined each request or let its offer expire."""
+    out: dict[int, set[int]] = {}
+    if not request_ids:
+        return out
     for request_id, provider_id in session.execute(
         select(col(Offer.request_id), col(Offer.provider_id)).where(
-            col(Offer.request_id).in_(ids),
+            col(Offer.request_id).in_(list(request_ids)),
             col(Offer.status).in_([OfferStatus.DECLINED, OfferStatus.EXPIRED]),
         )
     ):
-        excluded.setdefault(request_id, set()).add(provider_id)
-    requests = [request_info(r, lat, lon, excluded.get(r.id or 0, set())) for r, lat, lon in rows]
-    return Snapshot(
-        requests, capacity.load_providers(session), capacity.load_holdings(session), max_outbox_id
-    )
+        out.setdefault(request_id, set()).add(provider_id)
+    return out
 
 
-def request_info(r: ServiceRequest, lat: float, lon: float, excluded: set[int]) -> RequestInfo:
-    assert r.id is not None
-    return RequestInfo(
-        id=r.id,
-        version=r.version,
-        kind=r.kind,
-        priority="urgent" if r.kind == "emergency" else r.priority,
-        created_at=r.created_at,
-        lat=lat,
-        lon=lon,
-        window_start=r.window_start,
-        window_end=r.window_end,
-        slot=r.details.get("slot"),
-        delivery=bool(r.details.get("delivery")),
-        skills=frozenset(r.details.get("skills") or ()),
-        excluded=frozenset(excluded),
-    )
+def served_before(
+    session: Session, elder_ids: Collection[int]
+) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
+    """(providers, caregivers) that completed a request of each elder in the last CONTINUITY_DAYS."""
+    providers: dict[int, set[int]] = {}
+    caregivers: dict[int, set[int]] = {}
+    if not elder_ids:
+        return providers, caregivers
+    since = utcnow() - timedelta(days=CONTINUITY_DAYS)
+    for elder_id, provider_id, caregiver_id in session.execute(
+        select(
+            col(ServiceRequest.elder_id), col(ServiceRequest.provider_id), col(ServiceRequest.caregiver_id)
+        )
+        .where(
+            col(ServiceRequest.elder_id).in_(list(elder_ids)),
+            col(ServiceRequest.status) == RequestStatus.COMPLETED,
+            col(ServiceRequest.closed_at) >= since,
+        )
+        .distinct()
+    ):
+        if provider_id is not None:
+            providers.setdefault(elder_id, set()).add(provider_id)
+        if caregiver_id is not None:
+            caregivers.setdefault(elder_id, set()).add(caregiver_id)
+    return providers, caregivers
 
 
-def decide(snapshot: Snapshot, matcher: Matcher = decide_greedy) -> list[Decision]:
+def decide(
+    snapshot: Snapshot, matcher: Matcher | None = None, *, prices: Prices | None = None
+) -> list[Decision]:
+    """The platform's decisions for a snapshot: the batch assignment with the settings' weights
+    and the current capacity prices (dispatch/matching/forecast.py)."""
     if not snapshot.requests:
         return []
-    return matcher(snapshot.requests, snapshot.providers, snapshot.holdings)
+    chosen = matcher or partial(decide_batch, weights=weights(), prices=prices)
+    return chosen(snapshot.requests, snapshot.providers, snapshot.holdings)
 
 
 def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[Decision]) -> Applied:
@@ -101,10 +179,17 @@ def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[De
     providers = {p.id: p for p in snapshot.providers if p.id in provider_ids}
     usage = Usage(providers, capacity.load_holdings(session, provider_ids))
     by_id = {r.id: r for r in snapshot.requests}
+    ids = [d.request_id for d in decisions]
+    current = {
+        r.id: r for r in session.scalars(select(ServiceRequest).where(col(ServiceRequest.id).in_(ids)))
+    }
     for d in decisions:
-        request = session.get(ServiceRequest, d.request_id)
+        request = current.get(d.request_id)
         if request is None or request.status != RequestStatus.QUEUED or request.version != d.version:
             applied.skipped += 1  # answered, cancelled or matched elsewhere since the snapshot
+            continue
+        if d.reason == WAIT:
+            applied.waiting += 1  # all full of units pending offers hold: stays queued for now
             continue
         if d.provider_id is None:
             transition(
@@ -117,7 +202,7 @@ def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[De
             applied.escalated += 1
             continue
         provider, info = providers[d.provider_id], by_id[d.request_id]
-        if usage.left(provider, info) <= 0:
+        if usage.left(provider, info) <= 0 or not _caregiver_free(provider, d.caregiver_id, usage):
             applied.skipped += 1  # capacity taken since the snapshot: try again next run
             applied.retry = True
             continue
@@ -136,3 +221,10 @@ def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[De
     if applied.retry:
         offers.request_matching(session)
     return applied
+
+
+def _caregiver_free(provider: ProviderInfo, caregiver_id: int | None, usage: Usage) -> bool:
+    if caregiver_id is None:
+        return True
+    caregiver = next((c for c in provider.caregivers if c.id == caregiver_id), None)
+    return caregiver is not None and usage.caregiver_jobs[caregiver_id] < caregiver.max_jobs

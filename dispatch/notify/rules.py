@@ -6,6 +6,7 @@ that made it: the texts commit with the change or not at all.
   dispatched to it by hand;
 - family (linked accounts with a phone): assigned, completed, escalated; an emergency at once;
   "on the way" when the caregiver sets off (sent by the provider page, `on_the_way()` below).
+- the duty operator (OPERATOR_PHONE): an emergency at once, while matching runs.
 
 Texts are short Simplified Chinese. They name the elder masked (张*英) and the township, never
 the elder's phone number, address or care notes: an SMS can be read by whoever holds the phone.
@@ -20,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from dispatch.core.auth import Role, User, mask_name
 from dispatch.core.clock import local
+from dispatch.core.config import get_settings
 from dispatch.core.events import Event
 from dispatch.elders import service as elder_service
 from dispatch.elders.models import Elder
@@ -213,9 +215,37 @@ def after_transition(session: Session, request: ServiceRequest, event: Event) ->
 
 
 def after_created(session: Session, request: ServiceRequest) -> None:
-    """At intake only an emergency is told at once (to the family); the rest waits for a change."""
+    """At intake only an emergency is told at once (to the family, and to the duty operator's
+    phone, in parallel with matching); the rest waits for a change."""
     if request.kind == "emergency":
         _tell_family(session, request, "emergency")
+        _tell_operator(session, request)
+
+
+# ---- matching (issue 8): an emergency reaches the duty operator at once ----
+
+
+def operator_emergency_text(request: ServiceRequest, elder: Elder) -> str:
+    return (
+        f"{SIGN}紧急求助#{request.id}：{mask_name(elder.name)}（{elder.township}），"
+        f"{day_time(request.created_at)}，请立即在调度台处理。"
+    )
+
+
+def _tell_operator(session: Session, request: ServiceRequest) -> None:
+    phone = get_settings().operator_phone
+    elder = session.get(Elder, request.elder_id)
+    if not phone or elder is None:
+        return
+    queue_sms(
+        session,
+        to=phone,
+        body=operator_emergency_text(request, elder),
+        purpose="emergency",
+        audience="operator",
+        request_id=request.id,
+        elder_id=request.elder_id,
+    )
 
 
 def on_the_way(session: Session, request: ServiceRequest, *, eta_minutes: int | None = None) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from dispatch.core import audit
 from dispatch.core.auth import CurrentPrincipal, Principal, Role, require_roles
 from dispatch.core.db import SessionDep
-from dispatch.core.validation import IdPath, IdQuery, Offset, Township
+from dispatch.core.validation import MAX_INT, IdPath, IdQuery, Offset, Township
 from dispatch.orders import offers as offer_service
 from dispatch.orders import service as request_service
 from dispatch.orders.batcher import IntakeBatcher
@@ -147,3 +148,37 @@ def decline_offer(
         session, principal=principal, offer_id=offer_id, reason=body.reason if body else ""
     )
     return request_service.request_reads(session, [request])[0]
+
+
+# ---- matching (issue 8): direct an offer to another caregiver ----------------------------
+
+
+class CaregiverBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    caregiver_id: int = Field(ge=1, le=MAX_INT)
+
+
+@router.post("/api/offers/{offer_id}/caregiver", response_model=OfferRead)
+def direct_offer(
+    offer_id: IdPath, body: CaregiverBody, http: Request, session: SessionDep, principal: ProviderOnly
+) -> OfferRead:
+    """Before accepting, name another of the provider's caregivers for a pending offer. The
+    caregiver must have the skills asked, be on shift in the window and have a job to spare
+    (409 with the reason otherwise); an account bound to one caregiver may only name itself."""
+    offer = offer_service.direct_to_caregiver(
+        session, principal=principal, offer_id=offer_id, caregiver_id=body.caregiver_id
+    )
+    read = offer_service.offer_reads(session, [offer])[0]
+    # The answer shows the elder's name, address and phone (masked), as the offers list does;
+    # audited in this (writing) transaction: a second writer would wait on SQLite's lock.
+    elders = request_service.elder_ids_of(session, [read.request_id])
+    audit.record(
+        principal=principal,
+        action="read",
+        elder_ids=elders,
+        what="offer",
+        client=audit.client_of(http),
+        session=session,
+    )
+    return read

@@ -1,9 +1,11 @@
 """`GET /api/requests/{id}/candidates`: the providers an operator may dispatch a request to by
-hand, best first, scored by the matcher itself (dispatch.matching's public functions), so the
-console's list and the machine's choice never disagree.
+hand, best first, scored by the matcher itself (dispatch.matching's public functions, the
+settings' weights, the providers' records, the elder's history), so the console's list and the
+machine's choice never disagree; each candidate carries the score's parts.
 
 Unlike the matcher, providers that declined or let this request's offer expire stay on the
 list, flagged: after "all declined" they are exactly whom the operator phones to ask again.
+Providers the elder refused are left off, as they are for the matcher.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from sqlmodel import Session, col, select
 
 from dispatch.core import audit
 from dispatch.core.auth import Principal, Role, require_roles
+from dispatch.core.config import get_settings
 from dispatch.core.db import SessionDep
+from dispatch.core.redis import get_redis
 from dispatch.core.validation import IdPath
 from dispatch.elders import service as elder_service
-from dispatch.matching import capacity
+from dispatch.matching import capacity, forecast, records
+from dispatch.matching import service as matching_service
 from dispatch.matching.core import Usage, candidates
-from dispatch.matching.service import request_info
 from dispatch.orders import service as request_service
 from dispatch.orders.models import Offer, OfferStatus
 from services.models import Provider
@@ -67,11 +71,18 @@ def list_candidates(*, session: Session, principal: Principal, request_id: int) 
     request = request_service.get_request(session=session, principal=principal, request_id=request_id)
     elder = elder_service.get_elder(session=session, principal=principal, elder_id=request.elder_id)
     declined = _answered_before(session, request_id)
-    # Hard constraints and scores exactly as the matcher sees them, minus its memory of refusals.
-    info = replace(request_info(request, elder.lat, elder.lon, set()), excluded=frozenset())
-    providers = capacity.load_providers(session)
+    # Hard constraints and scores exactly as the matcher sees them, minus its memory of declines.
+    (info,) = matching_service.request_infos(session, [(request, elder.lat, elder.lon)])
+    info = replace(info, excluded=frozenset())
+    settings = get_settings()
+    recs = records.load_records(session, max_age_seconds=settings.match_record_cache_seconds)
+    providers = capacity.load_providers(session, records=recs)
     usage = Usage({p.id: p for p in providers}, capacity.load_holdings(session))
-    found, reason = candidates(info, providers, usage)
+    # The same capacity prices as the matcher's (see dispatch/matching/forecast.py).
+    prices = forecast.read_prices(get_redis(), max_age_seconds=3 * settings.match_price_refresh_seconds)
+    found, reason = candidates(
+        info, providers, usage, matching_service.weights(), prices if settings.match_forecast_days else None
+    )
     rows = {
         p.id: p
         for p in session.exec(

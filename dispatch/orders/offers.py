@@ -10,13 +10,16 @@ from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from dispatch.core import audit
 from dispatch.core.auth import Principal, Role, mask_name, mask_phone
 from dispatch.core.clock import utcnow
 from dispatch.core.config import get_settings
-from dispatch.core.errors import Conflict, NotFound
+from dispatch.core.errors import Conflict, Forbidden, NotFound
 from dispatch.core.jobs import COALESCE_MATCH, JobName, QueueName
 from dispatch.core.outbox import add_job
 from dispatch.elders.models import Elder
+from dispatch.matching import capacity
+from dispatch.matching.core import CaregiverInfo, ProviderInfo, RequestInfo, Usage, overlaps, required_skills
 from dispatch.orders.lifecycle import RequestStatus, transition
 from dispatch.orders.models import Offer, OfferStatus, ServiceRequest
 from dispatch.orders.schemas import ElderSummary, OfferRead
@@ -111,6 +114,8 @@ def accept(session: Session, *, principal: Principal, offer_id: int) -> ServiceR
     assert request is not None
     if request.status != RequestStatus.OFFERED or not _set_offer_status(session, offer, OfferStatus.ACCEPTED):
         raise Conflict(f"offer {offer_id} is no longer pending")
+    # The caregiver may have been changed (direct_to_caregiver) after this offer was read.
+    session.refresh(offer, attribute_names=["caregiver_id"])
     transition(
         session,
         request,
@@ -121,6 +126,17 @@ def accept(session: Session, *, principal: Principal, offer_id: int) -> ServiceR
         data={"offer_id": offer.id, "provider_id": offer.provider_id, "caregiver_id": offer.caregiver_id},
     )
     return request
+
+
+def decline_for(session: Session, offer: Offer, reason: str) -> bool:
+    """Decline a pending offer on the provider's behalf (the elder refused it) and send the
+    request on; False if the offer was no longer pending."""
+    if not _set_offer_status(session, offer, OfferStatus.DECLINED, reason):
+        return False
+    request = session.get(ServiceRequest, offer.request_id)
+    assert request is not None
+    _requeue(session, request, offer, "request.declined", reason)
+    return True
 
 
 def decline(session: Session, *, principal: Principal, offer_id: int, reason: str) -> ServiceRequest:
@@ -173,6 +189,69 @@ def withdraw_pending(session: Session, *, request_id: int, reason: str) -> list[
         select(Offer).where(Offer.request_id == request_id, col(Offer.status) == OfferStatus.PENDING)
     ).all()
     return [o for o in offers if _set_offer_status(session, o, OfferStatus.WITHDRAWN, reason)]
+
+
+def direct_to_caregiver(session: Session, *, principal: Principal, offer_id: int, caregiver_id: int) -> Offer:
+    """The provider names another of its caregivers for a pending offer, before accepting it.
+    The caregiver must have the skills asked, be on shift in the window, and have a job to spare."""
+    offer = get_offer(session, principal=principal, offer_id=offer_id)
+    if principal.role != Role.PROVIDER:
+        raise NotFound(f"offer {offer_id} not found")
+    if principal.caregiver_id is not None and principal.caregiver_id != caregiver_id:
+        raise Forbidden("an account bound to a caregiver may only direct offers to that caregiver")
+    if offer.status != OfferStatus.PENDING or offer.expires_at <= utcnow():
+        raise Conflict(f"offer {offer_id} is {offer.status}, no longer pending")
+    capacity.lock_providers(session, [offer.provider_id])
+    (provider,) = capacity.load_providers(session, [offer.provider_id])
+    caregiver = next((c for c in provider.caregivers if c.id == caregiver_id), None)
+    if caregiver is None:
+        raise NotFound(
+            f"caregiver {caregiver_id} not found among provider {offer.provider_id}'s active caregivers"
+        )
+    request = session.get(ServiceRequest, offer.request_id)
+    elder = session.get(Elder, request.elder_id) if request else None
+    assert request is not None and elder is not None
+    info = capacity.request_info(request, elder.lat, elder.lon, set())
+    _check_caregiver(session, provider, caregiver, info, offer)
+    previous = offer.caregiver_id
+    result = session.execute(
+        update(Offer)
+        .where(col(Offer.id) == offer.id, col(Offer.status) == OfferStatus.PENDING)
+        .values(caregiver_id=caregiver_id)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        raise Conflict(f"offer {offer_id} is no longer pending")
+    set_committed_value(offer, "caregiver_id", caregiver_id)
+    # Not a status change, so not an event (API.md's event types are fixed); the change of who
+    # goes to the elder's door is in the elder's audit log.
+    audit.record_change(
+        session,
+        elder_id=request.elder_id,
+        action="offer.caregiver",
+        what=f"offer {offer.id}: caregiver {previous} -> {caregiver_id}",
+    )
+    return offer
+
+
+def _check_caregiver(
+    session: Session, provider: ProviderInfo, caregiver: CaregiverInfo, info: RequestInfo, offer: Offer
+) -> None:
+    missing = required_skills(info) - caregiver.skills
+    if missing:
+        raise Conflict(f"caregiver {caregiver.id} lacks the skills asked: {', '.join(sorted(missing))}")
+    shift = (caregiver.shift_start, caregiver.shift_end)
+    if shift[0] and shift[1] and not overlaps(shift[0], shift[1], info.window_start, info.window_end):
+        raise Conflict(
+            f"caregiver {caregiver.id} is not on shift ({shift[0]}-{shift[1]}) in the request's window"
+        )
+    holdings = [
+        h
+        for h in capacity.load_holdings(session, [provider.id], exclude_offer_id=offer.id)
+        if h.caregiver_id == caregiver.id
+    ]
+    usage = Usage({provider.id: provider}, holdings)
+    if usage.caregiver_jobs[caregiver.id] >= caregiver.max_jobs:
+        raise Conflict(f"caregiver {caregiver.id} already has {caregiver.max_jobs} jobs at once")
 
 
 def list_offers(

@@ -79,3 +79,42 @@ def test_only_operators_and_admins_may_ask(api: Api, role: Role) -> None:
 def test_unknown_request_is_404(api: Api) -> None:
     w = api.world()
     assert api.call("GET", "/api/requests/99999/candidates", w["operator"]).status_code == 404
+
+
+# ---- matching (issue 8) -----------------------------------------------------------------
+
+
+def test_the_list_and_the_matchers_offer_agree_on_provider_score_and_parts(api: Api) -> None:
+    w = api.world()
+    _second(api, w)
+    request = api.ok(
+        "POST", "/api/requests", w["operator"], 202, json={"elder_id": w["elder"]["id"], "kind": "home_care"}
+    )
+    (best, *_) = api.ok("GET", f"/api/requests/{request['id']}/candidates", w["operator"])["candidates"]
+    assert {"distance_km", "load", "acceptance", "completion", "rating", "no_shows", "continuity"} <= set(
+        best["score_parts"]
+    )
+    assert abs(sum(best["score_parts"].values()) - best["score"]) < 0.01
+    drain_jobs()
+    (offer,) = api.ok("GET", "/api/offers?status=pending", w["provider_user"])
+    assert (offer["provider_id"], offer["score"], offer["score_parts"]) == (
+        best["provider_id"],
+        best["score"],
+        best["score_parts"],
+    )
+
+
+def test_a_provider_the_elder_refused_is_left_off_and_says_why(api: Api) -> None:
+    w = api.world()
+    api.ok(
+        "POST",
+        f"/api/elders/{w['elder']['id']}/refused-providers",
+        w["operator"],
+        201,
+        json={"provider_id": w["provider"]["id"]},
+    )
+    request = api.ok(
+        "POST", "/api/requests", w["operator"], 202, json={"elder_id": w["elder"]["id"], "kind": "home_care"}
+    )
+    answer = api.ok("GET", f"/api/requests/{request['id']}/candidates", w["operator"])
+    assert answer["candidates"] == [] and answer["reason"] == "all_refused"

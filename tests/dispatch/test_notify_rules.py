@@ -133,9 +133,12 @@ def test_escalation_tells_the_family_and_manual_dispatch_tells_both(api: Api) ->
 def test_an_emergency_tells_the_family_at_once(api: Api) -> None:
     w = _world(api)
     _post(api, w, kind="emergency")  # before any matching runs
-    (text,) = _messages()
+    text, duty = sorted(_messages(), key=lambda m: m.audience)  # family, operator
     assert (text.purpose, text.to_phone) == ("emergency", FAMILY_PHONE)
     assert text.body.startswith("【静海养老】紧急：张*英发出紧急求助")
+    # The duty operator's phone too, in parallel with matching (issue 8).
+    assert (duty.purpose, duty.audience, duty.to_phone) == ("emergency", "operator", "+862268000000")
+    assert duty.body.startswith("【静海养老】紧急求助#") and "张*英（静海镇）" in duty.body
     drain_jobs()
     assert _messages("escalated") == []  # no second alarm if nobody can take it
     _assert_discreet(_messages())

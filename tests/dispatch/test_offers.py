@@ -8,6 +8,7 @@ import pytest
 
 from dispatch.core.auth import Role
 from dispatch.core.db import session_scope
+from dispatch.orders import offers
 from dispatch.orders import sweep as sweeper
 from tests.helpers import HOME_CARE, Api, drain_jobs, make_user, wait_for
 
@@ -116,7 +117,15 @@ def test_capacity_is_never_exceeded(api: Api) -> None:
     drain_jobs()
     statuses = [api.ok("GET", f"/api/requests/{r['id']}", w["operator"])["status"] for r in reqs]
     assert statuses.count("offered") == 5
-    assert statuses.count("escalated") == 2
+    # The other two wait: every unit is held by a pending offer that may yet come free (issue 8).
+    assert statuses.count("queued") == 2
+    for offer in _pending(api, w["provider_user"]):
+        api.ok("POST", f"/api/offers/{offer['id']}/accept", w["provider_user"])
+    with session_scope() as session:  # the sweeper re-wakes the matcher for requests left queued
+        offers.request_matching(session)
+    drain_jobs()
+    statuses = [api.ok("GET", f"/api/requests/{r['id']}", w["operator"])["status"] for r in reqs]
+    assert statuses.count("assigned") == 5 and statuses.count("escalated") == 2
     escalated = [r for r, s in zip(reqs, statuses, strict=True) if s == "escalated"]
     detail = api.ok("GET", f"/api/requests/{escalated[0]['id']}", w["operator"])
     assert detail["escalation_reason"] == "all_full"

@@ -198,6 +198,11 @@ CALLS: dict[str, Call] = {
     "POST /api/requests/{request_id}/check-in": Call("providerA", lambda w: CHECK_IN),
     "POST /api/requests/{request_id}/check-out": Call("providerA", lambda w: {**CHECK_IN, "summary": "好"}),
     "POST /api/requests/{request_id}/feedback": Call("family1", lambda w: {"rating": 5, "comment": "好"}),
+    # matching (issue 8)
+    "POST /api/elders/{elder_id}/refused-providers": Call(
+        "operator", lambda w: {"provider_id": w.id("provider", "B"), "reason": "测试"}
+    ),
+    "POST /api/offers/{offer_id}/caregiver": Call("providerA", lambda w: {"caregiver_id": 1}),
     # ---- issue 4 ----
     "POST /api/requests/{request_id}/on-the-way": Call("providerA", lambda w: {"eta_minutes": 10}),
     "POST /api/visits/{visit_id}/corrections": Call(

@@ -168,25 +168,46 @@ const ConsoleBoard = (() => {
     if (badge) { badge.className = `badge ${entry.status}`; badge.textContent = EC.t(`status.${entry.status}`); }
   }
 
+  /** An emergency is pinned from the moment it is filed until someone is bound to it, in
+   * parallel with matching (the duty operator's phone is texted too); an escalation until it is
+   * dispatched. Emergencies first, then the longest-waiting escalations. */
+  function pinned(entry) {
+    return entry.status === "escalated" || (entry.kind === "emergency" && UNPLACED.has(entry.status));
+  }
+
+  function pinNote(entry) {
+    if (entry.status === "escalated") {
+      const reason = entry.escalation_reason ? EC.t(`reason.${entry.escalation_reason}`) : "";
+      return EC.t("board.reason", { reason });
+    }
+    if (entry.status === "offered") return EC.t("board.emergency_offered", { name: providerName(entry) });
+    return EC.t("board.emergency_matching");
+  }
+
   function renderEscalation(entry) {
-    if (entry.status !== "escalated") {
+    if (!pinned(entry)) {
       if (entry.card) { entry.card.remove(); entry.card = null; }
       emptyNote();
       return;
     }
-    const reason = entry.escalation_reason ? EC.t(`reason.${entry.escalation_reason}`) : "";
-    const card = EC.el("article", { class: "escalation", dataset: { request: entry.id, created: entry.created_at || "" } },
+    const emergency = entry.kind === "emergency";
+    const card = EC.el("article", { class: "escalation", dataset: { request: entry.id, created: entry.created_at || "", emergency: emergency ? "1" : "" } },
       EC.el("div", { class: "esc-main" },
+        emergency ? EC.el("span", { class: "badge urgent" }, EC.t("board.emergency")) : null,
         EC.el("strong", {}, `#${entry.id} ${elderName(entry)}`),
         EC.el("span", {}, `${entry.kind ? EC.t(`kind.${entry.kind}`) : ""} · ${entry.township || ""}`),
-        EC.el("span", { class: "reason" }, EC.t("board.reason", { reason })),
+        EC.el("span", { class: "reason" }, pinNote(entry)),
         EC.el("span", { class: "age", dataset: { since: entry.created_at || "" } }, EC.t("board.waiting", { age: EC.fmtAge(entry.created_at) }))),
       EC.el("div", { class: "esc-actions" }, dispatchButton(entry), callback(entry)));
     if (entry.card) entry.card.replaceWith(card);
     else {
       const list = $("escalation-list");
-      const later_ = [...list.querySelectorAll(".escalation")].find((c) => c.dataset.created > (entry.created_at || ""));
-      list.insertBefore(card, later_ || null); // the longest-waiting first
+      const before = [...list.querySelectorAll(".escalation")].find((c) => {
+        const other = c.dataset.emergency === "1";
+        if (emergency !== other) return emergency; // emergencies above every escalation
+        return c.dataset.created > (entry.created_at || ""); // then the longest-waiting first
+      });
+      list.insertBefore(card, before || null);
     }
     entry.card = card;
     emptyNote();
@@ -250,12 +271,21 @@ const ConsoleBoard = (() => {
         EC.el("div", { class: "muted" }, `${EC.t(`kind.${c.kind === "canteen" ? "meal" : c.kind}`)} · ${c.township} · `,
           c.phone ? EC.el("a", { href: `tel:${c.phone}` }, c.phone) : "")),
       EC.el("td", {}, `${c.distance_km.toFixed(1)} km`),
-      EC.el("td", { title: Object.entries(c.score_parts).map(([k, v]) => `${k}: ${v}`).join("\n") }, c.score.toFixed(2)),
+      EC.el("td", {}, EC.el("strong", {}, c.score.toFixed(2)), scoreParts(c.score_parts)),
       EC.el("td", {}, String(c.capacity_left)),
       EC.el("td", {}, EC.el("button", { type: "button", class: "small", onclick: () => dispatch(entry, c) }, EC.t("dispatch.choose")))));
     return EC.el("table", { class: "candidates" },
       EC.el("thead", {}, EC.el("tr", {}, ...["provider", "distance", "score", "left"].map((k) => EC.el("th", {}, EC.t(`dispatch.col.${k}`))), EC.el("th", {}))),
       EC.el("tbody", {}, ...rows));
+  }
+
+  /** Why the matcher ranks a provider where it does: every non-zero part of its score
+   * (km-equivalents; lower is better, a bonus is negative). */
+  function scoreParts(parts) {
+    const shown = Object.entries(parts).filter(([, v]) => Math.abs(v) >= 0.005);
+    if (!shown.length) return null;
+    return EC.el("div", { class: "muted score-parts" },
+      shown.map(([k, v]) => `${EC.t(`part.${k}`)} ${v > 0 ? "+" : ""}${Number(v).toFixed(2)}`).join(" · "));
   }
 
   async function dispatch(entry, candidate) {
