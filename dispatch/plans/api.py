@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
+from dispatch.core import audit
 from dispatch.core.auth import Principal, Role, require_roles
 from dispatch.core.db import SessionDep
 from dispatch.core.validation import IdPath, IdQuery, Offset, Township
@@ -26,8 +27,9 @@ def create_plan(plan_in: PlanCreate, session: SessionDep, principal: Staff) -> P
 
 @router.get("", response_model=list[PlanRead])
 def list_plans(
+    http: Request,
     session: SessionDep,
-    _: Staff,
+    principal: Staff,
     elder_id: IdQuery = None,
     status: PlanStatus | None = None,
     kind: PlanKind | None = None,
@@ -45,20 +47,29 @@ def list_plans(
         limit=limit,
         offset=offset,
     )
-    return plan_service.plan_reads(session, plans)
+    reads = plan_service.plan_reads(session, plans)
+    audit.record_read(http, principal, (p.elder_id for p in reads), "plans")
+    return reads
 
 
 @router.get("/{plan_id}", response_model=PlanRead)
-def get_plan(plan_id: IdPath, session: SessionDep, _: Staff) -> PlanRead:
-    return plan_service.plan_reads(session, [plan_service.get_plan(session=session, plan_id=plan_id)])[0]
+def get_plan(plan_id: IdPath, http: Request, session: SessionDep, principal: Staff) -> PlanRead:
+    read = plan_service.plan_reads(session, [plan_service.get_plan(session=session, plan_id=plan_id)])[0]
+    audit.record_read(http, principal, [read.elder_id], f"plan {plan_id}")
+    return read
 
 
 @router.get("/{plan_id}/occurrences", response_model=list[OccurrenceRead])
 def plan_occurrences(
-    plan_id: IdPath, session: SessionDep, _: Staff, limit: Annotated[int, Query(ge=1, le=200)] = 30
+    plan_id: IdPath,
+    http: Request,
+    session: SessionDep,
+    principal: Staff,
+    limit: Annotated[int, Query(ge=1, le=200)] = 30,
 ) -> list[OccurrenceRead]:
     """The requests this plan created, newest day first, with their current status."""
-    plan_service.get_plan(session=session, plan_id=plan_id)
+    plan = plan_service.get_plan(session=session, plan_id=plan_id)
+    audit.record_read(http, principal, [plan.elder_id], f"plan {plan_id} occurrences")
     return plan_service.occurrences(session=session, plan_id=plan_id, limit=limit)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from dispatch.core import audit
 from dispatch.core.auth import Principal, Role, require_roles
 from dispatch.core.db import SessionDep
 from dispatch.core.validation import Offset, Township
@@ -83,8 +84,9 @@ def get_ledger(
 
 @router.get("/ledger/elders", response_model=list[ElderLine])
 def get_ledger_elders(
+    http: Request,
     session: SessionDep,
-    _: Manager,
+    principal: Manager,
     month: Month = None,
     township: Township | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
@@ -93,13 +95,16 @@ def get_ledger_elders(
     """Each entitled (or drawing) elder's month: entitlement, subsidy drawn, own payment, remaining."""
     first = ledger.parse_month(month)
     lines = ledger_report.elder_lines(ledger.month_ledger(session, month=first, township=township))
-    return lines[offset : offset + limit]
+    page = lines[offset : offset + limit]
+    audit.record_read(http, principal, (line.elder_id for line in page), "subsidy ledger")
+    return page
 
 
 @router.get("/ledger.csv", response_class=StreamingResponse, responses=CSV_RESPONSE)
 def get_ledger_csv(
+    http: Request,
     session: SessionDep,
-    _: Manager,
+    principal: Manager,
     month: Month = None,
     township: Township | None = None,
     by: CsvView = CsvView.PROVIDER,
@@ -107,4 +112,8 @@ def get_ledger_csv(
     """The month's ledger as CSV: by provider (default), township, category, elder or visit."""
     first = ledger.parse_month(month)
     month_ledger = ledger.month_ledger(session, month=first, township=township)
+    if by in (CsvView.ELDER, CsvView.VISIT):  # rows per elder: an export of elders' records
+        ids = [line.elder_id for line in ledger_report.elder_lines(month_ledger)]
+        ids += [d.elder_id for d in month_ledger.draws]
+        audit.record_read(http, principal, ids, f"subsidy ledger export by {by.value}")
     return _csv(ledger_report.csv_text(month_ledger, by), f"ledger_{first:%Y-%m}_{by.value}.csv")

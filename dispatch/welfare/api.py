@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from dispatch.core import audit
 from dispatch.core.auth import Principal, Role, require_roles
 from dispatch.core.clock import utcnow
 from dispatch.core.db import SessionDep
@@ -18,7 +19,11 @@ Staff = Annotated[Principal, require_roles(Role.OPERATOR, Role.MANAGER, Role.ADM
 
 
 @router.get("/overdue", response_model=OverdueList)
-def get_overdue(session: SessionDep, _: Staff, township: Township | None = None) -> OverdueList:
+def get_overdue(
+    http: Request, session: SessionDep, principal: Staff, township: Township | None = None
+) -> OverdueList:
     """Elders living alone or under 特困 support past their visit rhythm, and every elder with a
     welfare check still open, most overdue first, with counts by township."""
-    return overdue_list(session, now=utcnow(), township=township)
+    listed = overdue_list(session, now=utcnow(), township=township)
+    audit.record_read(http, principal, (e.elder_id for e in listed.elders), "who is overdue")
+    return listed

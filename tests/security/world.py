@@ -104,6 +104,11 @@ def build_world(api: Api) -> World:
         )
         visits[f"V{name[1]}"] = api.ok("GET", f"/api/requests/{requests[name]}/visit", op)["id"]
     # ---- end issue 4 ----
+    # ---- issue 5: a plan for E1 and one for E2 (staff business only) ----
+    plans = {
+        name: api.ok("POST", "/api/plans", op, 201, json={"elder_id": elders[elder], "kind": "visit"})["id"]
+        for name, elder in (("P1", "E1"), ("P2", "E2"))
+    }
     accounts = {u["username"]: u["id"] for u in api.ok("GET", "/api/users?limit=500", users["admin"])}
     world = World(
         api,
@@ -115,6 +120,7 @@ def build_world(api: Api) -> World:
             "offer": {k: int(v or 0) for k, v in offer_ids.items()},
             "provider": {"A": provider_a["id"], "B": provider_b["id"]},
             "visit": visits,  # issue 4
+            "plan": plans,  # issue 5
         },
     )
     world.scope = _scope(world)
@@ -140,6 +146,8 @@ def _scope(w: World) -> dict[str, dict[str, set[int]]]:
     # issue 4: a provider reads its own visits; relatives read theirs through /api/family only.
     v = w.ids["visit"]
     scope["visit"].update(providerA={v["V5"]}, providerB={v["V6"]}, family1=set(), family2=set())
+    # issue 5: plans are the staff's business alone.
+    scope["plan"].update({role: set() for role in ROLES if role not in STAFF})
     # A provider sees its own offers; the manual dispatches' accepted offers are not in the
     # world's ids (only the pending ones are), so this is exact.
     scope["offer"].update(providerA={o["O3"]}, providerB={o["O4"]}, family1=set(), family2=set())
@@ -160,6 +168,7 @@ PARAM_KINDS = {
     "user_id": "user",
     "actor_id": "user",
     "visit_id": "visit",  # issue 4
+    "plan_id": "plan",  # issue 5
 }
 
 Body = Callable[[World], dict[str, Any]]
@@ -209,6 +218,11 @@ CALLS: dict[str, Call] = {
         "operator", lambda w: {"decision": "approve", "reason": "电话核实无误"}
     ),
     "PATCH /api/elders/{elder_id}/family/{user_id}": Call("operator", lambda w: {"consent": "status"}),
+    # ---- issue 5 ----
+    "POST /api/plans": Call("operator", lambda w: {"elder_id": w.id("elder", "E3"), "kind": "visit"}),
+    "POST /api/plans/{plan_id}/pause": Call("operator", lambda w: {"reason": "住院"}),
+    "POST /api/plans/{plan_id}/resume": Call("operator", lambda w: {"reason": "出院"}),
+    "POST /api/plans/{plan_id}/end": Call("operator", lambda w: {"reason": "停止"}),
 }
 # Form-encoded or webhook operations, proven elsewhere (sign-in: S4; Twilio: T1).
 NOT_JSON = {
