@@ -160,7 +160,7 @@ async def fanout(
     }
 
 
-_BATCH = re.compile(r"matched (\d+) request\(s\).*decide ([\d.]+) ms cpu")
+_BATCH = re.compile(r"matched (\d+) request\(s\).*\(([\d.]+) ms cpu\)")
 
 
 def matching_cpu(platform: Platform) -> dict[str, Any]:

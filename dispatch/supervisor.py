@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import psutil
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -116,8 +117,10 @@ class Supervisor:
                 if now - child.started_at > HEALTHY_AFTER:
                     child.backoff = BACKOFF_START
                 continue
+            left = kill_group(child.process.pid)
             child.restart_at = now + child.backoff
-            self.log(f"{child.name} exited with code {code}; restarting in {child.backoff:.0f} s")
+            extra = f" (and stopped {left} process(es) it left behind)" if left else ""
+            self.log(f"{child.name} exited with code {code}{extra}; restarting in {child.backoff:.0f} s")
             child.backoff = min(child.backoff * 2, BACKOFF_MAX)
 
     def stop_all(self) -> None:
@@ -134,8 +137,31 @@ class Supervisor:
                 self.log(f"{child.name} did not stop in {STOP_TIMEOUT:.0f} s; killing it")
                 child.process.kill()
                 child.process.wait()
+            kill_group(child.process.pid)
             child.restart_at = None
         self.log("all processes stopped")
+
+
+def kill_group(pgid: int) -> int:
+    """SIGKILL what is left of a dead child's process group; returns how many were left.
+
+    A worker killed hard leaves RQ's scheduler process (its child) running: it still holds the
+    queue's scheduler lock, so the restarted worker could never start a scheduler of its own.
+    Each child is a session (and group) of its own, so its group is exactly what it started.
+    (RQ's work horses make groups of their own and are reaped by RQ.)"""
+    try:
+        left = [p for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == pgid]
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return 0
+    return len(left)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
 
 
 def eldercare_argv(*args: str) -> list[str]:

@@ -17,6 +17,7 @@ import httpx
 from websockets.sync.client import connect
 
 from dispatch.core.redis import free_port
+from dispatch.supervisor import kill_group
 from tests.helpers import wait_for
 
 
@@ -31,7 +32,11 @@ class Platform:
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
-            [sys.executable, "-m", "dispatch.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "dispatch.cli", *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopped with whatever it started (RQ's scheduler child)
         )
         self.processes[name] = process
         return process
@@ -52,6 +57,7 @@ class Platform:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        kill_group(process.pid)
 
     def stop_all(self) -> None:
         for name in list(self.processes):

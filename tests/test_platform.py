@@ -81,6 +81,20 @@ def test_up_supervises_restarts_and_stops_everything(env: dict[str, str], tmp_pa
         wait_for(lambda: not ready(), timeout=10, what="the API to go down")
         wait_for(ready, timeout=60, what="the supervisor to restart the API")
         assert "api exited with code -9; restarting" in (tmp_path / "up.log").read_text()
+        # A worker killed hard leaves RQ's scheduler (its child) behind; the supervisor stops it,
+        # or it would keep the queue's scheduler lock from the restarted worker.
+        worker = next(p for p in psutil.Process(up.pid).children() if "eldercare-match" in p.cmdline())
+        orphan = wait_for(worker.children, timeout=30, what="the match worker's RQ scheduler")[0]
+        worker.send_signal(signal.SIGKILL)
+        wait_for(lambda: not _running(orphan), timeout=30, what="the orphaned scheduler to be stopped")
+        wait_for(
+            lambda: (
+                "worker:match exited with code -9 (and stopped 1 process(es) it left behind)"
+                in " ".join((tmp_path / "up.log").read_text().split())  # the console wraps lines
+            ),
+            timeout=10,
+            what="the supervisor's log line",
+        )
         every = psutil.Process(up.pid).children(recursive=True)
     finally:
         up.send_signal(signal.SIGTERM)
@@ -90,3 +104,10 @@ def test_up_supervises_restarts_and_stops_everything(env: dict[str, str], tmp_pa
     gone, alive = psutil.wait_procs(every, timeout=10)
     assert not alive, f"left running: {[p.cmdline() for p in alive]}"
     assert not (tmp_path / "var" / "redis" / "redis.sock").exists()
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

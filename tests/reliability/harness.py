@@ -27,6 +27,7 @@ from dispatch.core.auth import Role
 from dispatch.core.db import session_scope
 from dispatch.core.redis import free_port
 from dispatch.orders.models import Offer, OfferStatus, ServiceRequest
+from dispatch.supervisor import kill_group
 from services.models import Provider
 from tests.helpers import ELDER, HOME_CARE, make_user, wait_for
 
@@ -84,6 +85,7 @@ class Proc:
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its group is what it started: cleaned up as `eldercare up` does
         )
 
     def alive(self) -> bool:
@@ -94,6 +96,11 @@ class Proc:
             assert self.process is not None
             self.process.send_signal(sig)
             self.process.wait(timeout=30)
+
+    def clean_up(self) -> None:
+        """What a dead process left behind (RQ's scheduler child) goes too, as the supervisor does."""
+        if self.process is not None:
+            kill_group(self.process.pid)
 
 
 class Cluster:
@@ -128,6 +135,7 @@ class Cluster:
             for proc in self.procs.values():
                 if not proc.alive():
                     self.restarts += 1
+                    proc.clean_up()
                     proc.start()
 
     def stop(self) -> None:
@@ -136,6 +144,7 @@ class Cluster:
             self._watchdog.join(timeout=5)
         for proc in self.procs.values():
             proc.kill(signal.SIGTERM)
+            proc.clean_up()
 
     def logs(self) -> str:
         return "\n".join(

@@ -125,7 +125,10 @@ def test_r4_orphaned_horse_does_not_double_offer(
     assert sorted(per_request.values()) == [1, 1, 1, 1, 1], per_request
     assert check(record).by_status == {"offered": 5}
     # The orphan did wake up and try: every one of its decisions lost the compare-and-set.
-    assert "matched 5 request(s): 0 offered, 0 escalated, 5 skipped" in (logs / "slow-fork.log").read_text()
+    assert (
+        "matched 5 request(s): 0 offered, 0 escalated, 0 waiting, 5 skipped"
+        in (logs / "slow-fork.log").read_text()
+    )
 
 
 def _children(proc: Proc, parent: psutil.Process) -> list[psutil.Process]:
