@@ -11,7 +11,7 @@ from dispatch.core import faults
 from dispatch.core.config import get_settings
 from dispatch.core.db import session_scope
 from dispatch.core.jobs import COALESCE_MATCH
-from dispatch.core.outbox import HURRY_KEY, claim_coalesced, clear_wake
+from dispatch.core.outbox import HURRY_KEY, claim, claim_coalesced, clear_wake
 from dispatch.core.redis import get_redis
 from dispatch.matching import forecast
 from dispatch.matching import service as matching_service
@@ -70,6 +70,28 @@ def match_pending() -> dict[str, int]:
         "skipped": applied.skipped,
         "cpu_us": int(cpu_ms * 1000),
     }
+
+
+def match_request(*, request_id: int, outbox_id: int | None = None) -> str:
+    """Match one request on its own: the naive reference of bench/load.py (MATCH_MODE=per_request),
+    one job per request and no batch window. The same snapshot, decision and guarded apply as the
+    batch, so it is as safe to run twice; only the cost per request differs."""
+    started = time.process_time()
+    with session_scope(write=False) as session:
+        snapshot = matching_service.load_snapshot(session, request_ids=[request_id])
+    decisions = matching_service.decide(snapshot)
+    with session_scope() as session:
+        if not claim(session, outbox_id):
+            return "done before"
+        applied = matching_service.apply_decisions(session, snapshot, decisions)
+    log.info(
+        "matched request %d alone: %d offered, %d escalated (%.1f ms cpu)",
+        request_id,
+        applied.offered,
+        applied.escalated,
+        (time.process_time() - started) * 1000,
+    )
+    return "offered" if applied.offered else "escalated" if applied.escalated else "left queued"
 
 
 def refresh_prices() -> int:

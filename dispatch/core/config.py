@@ -6,6 +6,7 @@ import secrets
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     assign_sla_seconds: int = Field(default=120, ge=1)
     urgent_sla_seconds: int = Field(default=30, ge=1)
     batch_window_seconds: float = Field(default=1.0, ge=0.0, le=30.0)
+    # "batch": one shared matcher run per window serves every waiting request (production).
+    # "per_request": one match job per request, the naive reference bench/load.py measures.
+    match_mode: Literal["batch", "per_request"] = "batch"
     sweep_interval_seconds: int = Field(default=5, ge=1)
     # An open request whose work has gone quiet this long is re-woken by the sweeper.
     stale_after_seconds: int = Field(default=10, ge=1)

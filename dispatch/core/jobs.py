@@ -15,6 +15,7 @@ class QueueName(StrEnum):
 
 class JobName(StrEnum):
     MATCH_PENDING = "workers.matching.match_pending"
+    MATCH_REQUEST = "workers.matching.match_request"  # MATCH_MODE=per_request only
     EXPIRE_OFFER = "workers.offers.expire_offer"
     RELAY_OUTBOX = "workers.maintenance.relay_outbox"
     SWEEP = "workers.maintenance.sweep"

@@ -75,18 +75,24 @@ def weights() -> Weights:
     )
 
 
-def load_snapshot(session: Session, *, limit: int = BATCH_LIMIT) -> Snapshot:
-    """The queued requests (urgent first, then oldest) and everything the matcher needs."""
+def load_snapshot(
+    session: Session, *, limit: int = BATCH_LIMIT, request_ids: Collection[int] | None = None
+) -> Snapshot:
+    """The queued requests (urgent first, then oldest), or only those of `request_ids`, and
+    everything the matcher needs."""
     max_outbox_id = session.scalar(select(func.max(OutboxJob.id))) or 0
     urgent_first = case(
         (or_(col(ServiceRequest.priority) == "urgent", col(ServiceRequest.kind) == "emergency"), 0), else_=1
     )
-    rows = session.execute(
+    stmt = (
         select(ServiceRequest, col(Elder.lat), col(Elder.lon))
         .join(Elder, col(Elder.id) == ServiceRequest.elder_id)
         .where(col(ServiceRequest.status) == RequestStatus.QUEUED)
-        .order_by(urgent_first, col(ServiceRequest.created_at), col(ServiceRequest.id))
-        .limit(limit)
+    )
+    if request_ids is not None:
+        stmt = stmt.where(col(ServiceRequest.id).in_(list(request_ids)))
+    rows = session.execute(
+        stmt.order_by(urgent_first, col(ServiceRequest.created_at), col(ServiceRequest.id)).limit(limit)
     ).all()
     if not rows:
         return Snapshot([], [], [], max_outbox_id)

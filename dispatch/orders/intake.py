@@ -338,7 +338,9 @@ def _store(
             request = session.get(ServiceRequest, request_id)
             assert request is not None
             sms_rules.after_created(session, request)
-    offers.request_matching(session, urgent=any(row["priority"] == Priority.URGENT for row in rows))
+    offers.request_matching(
+        session, urgent=any(row["priority"] == Priority.URGENT for row in rows), request_ids=ids
+    )
 
 
 def _read(request_id: int, row: dict[str, Any], seq: int, now: datetime) -> RequestRead:

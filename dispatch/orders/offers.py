@@ -28,8 +28,13 @@ from dispatch.orders.schemas import ElderSummary, OfferRead
 _EXPIRY_TOLERANCE = timedelta(seconds=1)
 
 
-def request_matching(session: Session, *, urgent: bool = False) -> None:
-    """Owe a run of the batch matcher (one shared run serves every request waiting)."""
+def request_matching(session: Session, *, urgent: bool = False, request_ids: Sequence[int] = ()) -> None:
+    """Owe a run of the batch matcher (one shared run serves every request waiting). With
+    MATCH_MODE=per_request (the benchmark's naive reference), one job per request instead."""
+    if request_ids and get_settings().match_mode == "per_request":
+        for request_id in request_ids:
+            add_job(session, JobName.MATCH_REQUEST, queue=QueueName.MATCH, request_id=request_id)
+        return
     add_job(session, JobName.MATCH_PENDING, queue=QueueName.MATCH, coalesce=COALESCE_MATCH, urgent=urgent)
 
 
@@ -180,7 +185,8 @@ def _requeue(session: Session, request: ServiceRequest, offer: Offer, event_type
         event_provider_id=offer.provider_id,
         data={"offer_id": offer.id, "provider_id": offer.provider_id, "reason": reason},
     )
-    request_matching(session, urgent=request.priority == "urgent")
+    assert request.id is not None
+    request_matching(session, urgent=request.priority == "urgent", request_ids=[request.id])
 
 
 def withdraw_pending(session: Session, *, request_id: int, reason: str) -> list[Offer]:
