@@ -13,3 +13,12 @@ def expire_offer(*, offer_id: int, outbox_id: int | None = None) -> bool:
         if not claim(session, outbox_id):
             return False  # an earlier run already did it
         return offers.expire(session, offer_id=offer_id)
+
+
+def expire_offers(*, offer_ids: list[int], outbox_id: int | None = None) -> int:
+    """Expire the unanswered offers of one matcher run (they share a deadline); each is
+    checked alone, so answered ones are left as they are. Returns how many expired."""
+    with session_scope() as session:
+        if not claim(session, outbox_id):
+            return 0  # an earlier run already did it
+        return sum(offers.expire(session, offer_id=offer_id) for offer_id in offer_ids)

@@ -17,6 +17,7 @@ class JobName(StrEnum):
     MATCH_PENDING = "workers.matching.match_pending"
     MATCH_REQUEST = "workers.matching.match_request"  # MATCH_MODE=per_request only
     EXPIRE_OFFER = "workers.offers.expire_offer"
+    EXPIRE_OFFERS = "workers.offers.expire_offers"  # the offers of one matcher run, one deadline
     RELAY_OUTBOX = "workers.maintenance.relay_outbox"
     SWEEP = "workers.maintenance.sweep"
     SEND_SMS = "workers.notify.send_sms"

@@ -180,6 +180,7 @@ def decide(
 def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[Decision]) -> Applied:
     """Make the offers and escalations decided on the snapshot, where they still hold."""
     applied = Applied()
+    planned: list[offers.PlannedOffer] = []
     provider_ids = {d.provider_id for d in decisions if d.provider_id is not None}
     capacity.lock_providers(session, provider_ids)
     providers = {p.id: p for p in snapshot.providers if p.id in provider_ids}
@@ -213,17 +214,22 @@ def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[De
             applied.retry = True
             continue
         usage.take(provider, info, d.caregiver_id)
-        offer = offers.make_offer(
-            session,
-            request,
-            provider_id=d.provider_id,
-            caregiver_id=d.caregiver_id,
-            distance_km=d.distance_km,
-            score=d.score,
-            score_parts=d.score_parts,
+        planned.append(
+            offers.PlannedOffer(
+                request,
+                provider_id=d.provider_id,
+                caregiver_id=d.caregiver_id,
+                distance_km=d.distance_km,
+                score=d.score,
+                score_parts=d.score_parts or {},
+            )
         )
-        applied.offered += 1
-        applied.offer_ids.append(offer.id or 0)
+    made = offers.make_offers(session, planned)  # one set-wise write for the whole batch
+    applied.offered = len(made)
+    applied.offer_ids = [o.id or 0 for o in made]
+    if len(made) < len(planned):
+        applied.skipped += len(planned) - len(made)
+        applied.retry = True
     if applied.retry:
         offers.request_matching(session)
     return applied

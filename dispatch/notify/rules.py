@@ -14,7 +14,7 @@ the elder's phone number, address or care notes: an SMS can be read by whoever h
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -25,7 +25,8 @@ from dispatch.core.config import get_settings
 from dispatch.core.events import Event
 from dispatch.elders import service as elder_service
 from dispatch.elders.models import Elder
-from dispatch.notify.service import queue_sms
+from dispatch.notify.models import Message
+from dispatch.notify.service import queue_sms, queue_sms_many
 from dispatch.orders.models import ServiceRequest
 from services.models import Provider
 
@@ -212,6 +213,41 @@ def after_transition(session: Session, request: ServiceRequest, event: Event) ->
     rule = _RULES.get(event.type)
     if rule is not None:
         rule(session, request, event)
+
+
+def after_transitions(session: Session, pairs: Sequence[tuple[ServiceRequest, Event]]) -> None:
+    """after_transition() for many changes at once; the matcher's offers are texted in bulk
+    (one read of the elders, one of the providers, one insert of the messages)."""
+    offered = [(r, e) for r, e in pairs if e.type == "request.offered"]
+    for request, event in pairs:
+        if event.type != "request.offered":
+            after_transition(session, request, event)
+    if not offered:
+        return
+    elder_ids = {r.elder_id for r, _ in offered}
+    provider_ids = {int(e.data["provider_id"]) for _, e in offered if e.data.get("provider_id")}
+    elders = {e.id: e for e in session.exec(select(Elder).where(col(Elder.id).in_(elder_ids)))}
+    providers = {p.id: p for p in session.exec(select(Provider).where(col(Provider.id).in_(provider_ids)))}
+    phones = {pid: provider_phone(session, p) for pid, p in providers.items()}
+    messages = []
+    for request, event in offered:
+        elder, provider_id = elders.get(request.elder_id), int(event.data.get("provider_id") or 0)
+        phone = phones.get(provider_id)
+        if elder is None or not phone:
+            continue
+        expires = datetime.fromisoformat(str(event.data["expires_at"]))
+        messages.append(
+            Message(
+                to_phone=phone,
+                body=offer_text(request, elder, expires),
+                purpose="offer",
+                audience="provider",
+                request_id=request.id,
+                elder_id=request.elder_id,
+                provider_id=provider_id,
+            )
+        )
+    queue_sms_many(session, messages)
 
 
 def after_created(session: Session, request: ServiceRequest) -> None:

@@ -48,6 +48,17 @@ def queue_sms(
     return message
 
 
+def queue_sms_many(session: Session, messages: Sequence[Message]) -> None:
+    """Owe many SMS at once (one flush, one shared send job), as queue_sms does each."""
+    if not messages:
+        return
+    for message in messages:
+        message.body = message.body[:480]
+    session.add_all(messages)
+    session.flush()
+    add_job(session, JobName.SEND_PENDING_SMS, queue=QueueName.NOTIFY, coalesce=COALESCE_SMS)
+
+
 def retry_delay(attempts: int) -> timedelta:
     """How long a message waits after its `attempts`-th failed attempt."""
     return RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1] if attempts > 0 else timedelta(0)

@@ -3,16 +3,18 @@ refuses anything else, applies the change as a compare-and-set, and writes the e
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import tuple_, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
+from dispatch.core import audit
 from dispatch.core.clock import utcnow
 from dispatch.core.errors import Conflict, InvalidTransition
-from dispatch.core.events import Event, emit
+from dispatch.core.events import Event, emit, lock_event_order, note_emitted
 from dispatch.notify import rules as sms_rules
 from dispatch.orders.models import ServiceRequest
 
@@ -113,3 +115,73 @@ def transition(
     )
     sms_rules.after_transition(session, request, event)  # who is texted about this change
     return event
+
+
+def transition_many(
+    session: Session,
+    requests: Sequence[ServiceRequest],
+    target: RequestStatus,
+    *,
+    data: Callable[[ServiceRequest], dict[str, Any]],
+    event_provider_id: Callable[[ServiceRequest], int | None],
+) -> list[tuple[ServiceRequest, Event]]:
+    """transition() for many requests at once, set-wise: one compare-and-set UPDATE (each row
+    on the status and version this caller read), one insert of the events, one of the audit
+    rows, the texts in bulk. Returns the (request, event) pairs that won; a request changed by
+    someone else since it was read is left out, untouched and without an event. Only for
+    forward moves that need no other column changed (the matcher's queued -> offered)."""
+    if not requests:
+        return []
+    current = RequestStatus(requests[0].status)
+    if target in TERMINAL_STATUSES or target == S.QUEUED:
+        raise InvalidTransition(f"transition_many does not move requests to {target.value}")
+    for request in requests:
+        if request.status != current or not can_transition(current, target):
+            raise InvalidTransition(f"request {request.id} cannot go from {request.status} to {target.value}")
+    lock_event_order(session)
+    now = utcnow()
+    won = set(
+        session.scalars(
+            update(ServiceRequest)
+            .where(
+                tuple_(col(ServiceRequest.id), col(ServiceRequest.version)).in_(
+                    [(r.id, r.version) for r in requests]
+                ),
+                col(ServiceRequest.status) == current.value,
+            )
+            .values(status=target.value, version=col(ServiceRequest.version) + 1, updated_at=now)
+            .returning(col(ServiceRequest.id))
+            .execution_options(synchronize_session=False)
+        )
+    )
+    winners = [r for r in requests if r.id in won]
+    if not winners:
+        return []
+    for request in winners:
+        for key, value in (("status", target.value), ("version", request.version + 1), ("updated_at", now)):
+            set_committed_value(request, key, value)
+    events = [
+        Event(
+            type=EVENT_TYPES[target],
+            request_id=r.id,
+            elder_id=r.elder_id,
+            provider_id=event_provider_id(r),
+            status=target.value,
+            at=now,
+            data=data(r),
+        )
+        for r in winners
+    ]
+    session.add_all(events)
+    session.flush()
+    note_emitted(session, max(e.seq or 0 for e in events))
+    audit.record_changes(
+        session,
+        [
+            (None, "", r.elder_id, e.type, f"request {r.id} event {e.seq}")
+            for r, e in zip(winners, events, strict=True)
+        ],
+    )
+    pairs = list(zip(winners, events, strict=True))
+    sms_rules.after_transitions(session, pairs)
+    return pairs
