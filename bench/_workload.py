@@ -54,7 +54,7 @@ class Workload:
     def post_request(self, i: int, phase: str) -> bytes:
         headers = {
             "Authorization": f"Bearer {self.operator_token}",
-            "Idempotency-Key": f"bench-{self.run_id}-{phase}-{i}",
+            "Idempotency-Key": f"bench-{self.run_id}-{phase.replace(' ', '-')}-{i}",
         }
         return build_request("POST", "/api/requests", self.host, self.body(), headers)
 

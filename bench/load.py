@@ -244,6 +244,7 @@ async def naive_phase(run: Run, platform: Platform, workload: Workload) -> None:
             accept_pool,
         )
         run.results["naive"] = _phases.pipeline_figures(phase, observer)
+        run.results["naive"]["intake"] = _phases.intake_figures(phase)
         run.results["naive"]["processes"] = _phases.resources(platform)
     finally:
         accept_pool.close()
