@@ -180,7 +180,7 @@ def decide(
 def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[Decision]) -> Applied:
     """Make the offers and escalations decided on the snapshot, where they still hold."""
     applied = Applied()
-    planned: list[offers.PlannedOffer] = []
+    chosen: list[tuple[ServiceRequest, Decision]] = []
     provider_ids = {d.provider_id for d in decisions if d.provider_id is not None}
     capacity.lock_providers(session, provider_ids)
     providers = {p.id: p for p in snapshot.providers if p.id in provider_ids}
@@ -214,21 +214,12 @@ def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[De
             applied.retry = True
             continue
         usage.take(provider, info, d.caregiver_id)
-        planned.append(
-            offers.PlannedOffer(
-                request,
-                provider_id=d.provider_id,
-                caregiver_id=d.caregiver_id,
-                distance_km=d.distance_km,
-                score=d.score,
-                score_parts=d.score_parts or {},
-            )
-        )
-    made = offers.make_offers(session, planned)  # one set-wise write for the whole batch
+        chosen.append((request, d))
+    made = offers.make_offers(session, chosen)  # one set-wise write for the whole batch
     applied.offered = len(made)
     applied.offer_ids = [o.id or 0 for o in made]
-    if len(made) < len(planned):
-        applied.skipped += len(planned) - len(made)
+    if len(made) < len(chosen):
+        applied.skipped += len(chosen) - len(made)
         applied.retry = True
     if applied.retry:
         offers.request_matching(session)

@@ -156,16 +156,21 @@ def _tell_provider(
     provider = session.get(Provider, provider_id)
     phone = provider_phone(session, provider) if provider else None
     if phone:
-        queue_sms(
-            session,
-            to=phone,
-            body=body,
-            purpose=purpose,
-            audience="provider",
-            request_id=request.id,
-            elder_id=request.elder_id,
-            provider_id=provider_id,
-        )
+        queue_sms_many(session, [_provider_message(request, provider_id, phone, purpose, body)])
+
+
+def _provider_message(
+    request: ServiceRequest, provider_id: int, phone: str, purpose: str, body: str
+) -> Message:
+    return Message(
+        to_phone=phone,
+        body=body,
+        purpose=purpose,
+        audience="provider",
+        request_id=request.id,
+        elder_id=request.elder_id,
+        provider_id=provider_id,
+    )
 
 
 # ---- rules by event ---------------------------------------------------------------------
@@ -236,17 +241,8 @@ def after_transitions(session: Session, pairs: Sequence[tuple[ServiceRequest, Ev
         if elder is None or not phone:
             continue
         expires = datetime.fromisoformat(str(event.data["expires_at"]))
-        messages.append(
-            Message(
-                to_phone=phone,
-                body=offer_text(request, elder, expires),
-                purpose="offer",
-                audience="provider",
-                request_id=request.id,
-                elder_id=request.elder_id,
-                provider_id=provider_id,
-            )
-        )
+        body = offer_text(request, elder, expires)
+        messages.append(_provider_message(request, provider_id, phone, "offer", body))
     queue_sms_many(session, messages)
 
 

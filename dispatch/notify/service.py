@@ -34,22 +34,20 @@ def queue_sms(
     """Owe an SMS: the message row and its send job commit with the change that caused them."""
     message = Message(
         to_phone=to,
-        body=body[:480],
+        body=body,
         purpose=purpose,
         audience=audience,
         request_id=request_id,
         elder_id=elder_id,
         provider_id=provider_id,
     )
-    session.add(message)
-    session.flush()
-    # One shared send job for every queued message (one run sends a batch of them).
-    add_job(session, JobName.SEND_PENDING_SMS, queue=QueueName.NOTIFY, coalesce=COALESCE_SMS)
+    queue_sms_many(session, [message])
     return message
 
 
 def queue_sms_many(session: Session, messages: Sequence[Message]) -> None:
-    """Owe many SMS at once (one flush, one shared send job), as queue_sms does each."""
+    """Owe SMS at once: one flush of the rows, and one shared send job for every queued message
+    (one run sends a batch of them)."""
     if not messages:
         return
     for message in messages:

@@ -124,12 +124,15 @@ def transition_many(
     *,
     data: Callable[[ServiceRequest], dict[str, Any]],
     event_provider_id: Callable[[ServiceRequest], int | None],
+    before_events: Callable[[list[ServiceRequest]], None] | None = None,
 ) -> list[tuple[ServiceRequest, Event]]:
     """transition() for many requests at once, set-wise: one compare-and-set UPDATE (each row
     on the status and version this caller read), one insert of the events, one of the audit
     rows, the texts in bulk. Returns the (request, event) pairs that won; a request changed by
-    someone else since it was read is left out, untouched and without an event. Only for
-    forward moves that need no other column changed (the matcher's queued -> offered)."""
+    someone else since it was read is left out, untouched and without an event.
+    `before_events(winners)` writes what the events refer to (the matcher's offers) once the
+    winners are known. Only for forward moves that need no other column changed (the matcher's
+    queued -> offered)."""
     if not requests:
         return []
     current = RequestStatus(requests[0].status)
@@ -160,6 +163,8 @@ def transition_many(
     for request in winners:
         for key, value in (("status", target.value), ("version", request.version + 1), ("updated_at", now)):
             set_committed_value(request, key, value)
+    if before_events is not None:
+        before_events(winners)
     events = [
         Event(
             type=EVENT_TYPES[target],

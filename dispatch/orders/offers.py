@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -20,7 +19,15 @@ from dispatch.core.jobs import COALESCE_MATCH, JobName, QueueName
 from dispatch.core.outbox import add_job
 from dispatch.elders.models import Elder
 from dispatch.matching import capacity
-from dispatch.matching.core import CaregiverInfo, ProviderInfo, RequestInfo, Usage, overlaps, required_skills
+from dispatch.matching.core import (
+    CaregiverInfo,
+    Decision,
+    ProviderInfo,
+    RequestInfo,
+    Usage,
+    overlaps,
+    required_skills,
+)
 from dispatch.orders.lifecycle import RequestStatus, transition, transition_many
 from dispatch.orders.models import Offer, OfferStatus, ServiceRequest
 from dispatch.orders.schemas import ElderSummary, OfferRead
@@ -39,18 +46,6 @@ def request_matching(session: Session, *, urgent: bool = False, request_ids: Seq
     add_job(session, JobName.MATCH_PENDING, queue=QueueName.MATCH, coalesce=COALESCE_MATCH, urgent=urgent)
 
 
-@dataclass(frozen=True)
-class PlannedOffer:
-    """An offer the matcher decided on, for make_offers()."""
-
-    request: ServiceRequest
-    provider_id: int
-    caregiver_id: int | None
-    distance_km: float | None = None
-    score: float | None = None
-    score_parts: dict[str, Any] = field(default_factory=dict)
-
-
 def make_offer(
     session: Session,
     request: ServiceRequest,
@@ -59,61 +54,59 @@ def make_offer(
     caregiver_id: int | None,
     distance_km: float | None = None,
     score: float | None = None,
-    score_parts: dict[str, Any] | None = None,
+    score_parts: dict[str, float] | None = None,
 ) -> Offer:
     """Offer one queued request to a provider (make_offers() for one); Conflict if the request
     changed since it was read."""
-    planned = PlannedOffer(request, provider_id, caregiver_id, distance_km, score, score_parts or {})
-    made = make_offers(session, [planned])
+    assert request.id is not None
+    decision = Decision(
+        request.id, request.version, provider_id, caregiver_id, distance_km, score, score_parts or {}
+    )
+    made = make_offers(session, [(request, decision)])
     if not made:
         raise Conflict(f"request {request.id} was changed by someone else; reload and retry")
     return made[0]
 
 
-def make_offers(session: Session, planned: Sequence[PlannedOffer]) -> list[Offer]:
-    """Offer queued requests to providers with a deadline, set-wise: the offers in one insert,
-    the requests moved to offered in one compare-and-set (lifecycle.transition_many), and one
-    shared expiry job at the common deadline instead of one per offer. A request changed since
-    it was read gets no offer. Returns the offers made."""
-    if not planned:
+def make_offers(session: Session, chosen: Sequence[tuple[ServiceRequest, Decision]]) -> list[Offer]:
+    """Offer queued requests to the providers decided for them, with a deadline, set-wise: the
+    requests moved to offered in one compare-and-set (lifecycle.transition_many), the winners'
+    offers in one insert, and one shared expiry job at the common deadline instead of one per
+    offer. A request changed since it was read gets no offer. Returns the offers made."""
+    if not chosen:
         return []
     expires_at = utcnow() + timedelta(seconds=get_settings().offer_ttl_seconds)
-    offers = [
-        Offer(
-            request_id=p.request.id or 0,
-            provider_id=p.provider_id,
-            caregiver_id=p.caregiver_id,
-            expires_at=expires_at,
-            distance_km=p.distance_km,
-            score=p.score,
-            score_parts=p.score_parts,
-        )
-        for p in planned
-    ]
-    session.add_all(offers)
-    session.flush()
-    by_request = {o.request_id: o for o in offers}
-    moved = transition_many(
+    decided = {request.id: d for request, d in chosen}
+    made: dict[int | None, Offer] = {}
+
+    def insert_offers(winners: list[ServiceRequest]) -> None:
+        for request in winners:
+            d = decided[request.id]
+            assert request.id is not None and d.provider_id is not None
+            made[request.id] = Offer(
+                request_id=request.id,
+                provider_id=d.provider_id,
+                caregiver_id=d.caregiver_id,
+                expires_at=expires_at,
+                distance_km=d.distance_km,
+                score=d.score,
+                score_parts=dict(d.score_parts),
+            )
+        session.add_all(made.values())
+        session.flush()
+
+    transition_many(
         session,
-        [p.request for p in planned],
+        [request for request, _ in chosen],
         RequestStatus.OFFERED,
-        data=lambda r: _offered_data(by_request[r.id or 0]),
-        event_provider_id=lambda r: by_request[r.id or 0].provider_id,
+        data=lambda r: _offered_data(made[r.id]),
+        event_provider_id=lambda r: made[r.id].provider_id,
+        before_events=insert_offers,
     )
-    won = {r.id for r, _ in moved}
-    lost = [o for o in offers if o.request_id not in won]
-    if lost:  # changed by someone else since the snapshot: no offer stands for them
-        session.execute(delete(Offer).where(col(Offer.id).in_([o.id for o in lost])))
-    made = [o for o in offers if o.request_id in won]
     if made:
-        add_job(
-            session,
-            JobName.EXPIRE_OFFERS,
-            queue=QueueName.MATCH,
-            run_at=expires_at,
-            offer_ids=[o.id for o in made],
-        )
-    return made
+        offer_ids = [o.id for o in made.values()]
+        add_job(session, JobName.EXPIRE_OFFERS, queue=QueueName.MATCH, run_at=expires_at, offer_ids=offer_ids)
+    return list(made.values())
 
 
 def _offered_data(offer: Offer) -> dict[str, Any]:

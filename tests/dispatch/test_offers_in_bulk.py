@@ -13,6 +13,7 @@ from dispatch.core.db import session_scope
 from dispatch.core.events import Event
 from dispatch.core.jobs import JobName
 from dispatch.core.outbox import OutboxJob
+from dispatch.matching.core import Decision
 from dispatch.notify.models import Message
 from dispatch.orders import offers
 from dispatch.orders.models import Offer, ServiceRequest
@@ -37,7 +38,7 @@ def test_a_batch_of_offers_in_one_write_leaves_out_a_request_changed_meanwhile(a
         made = offers.make_offers(
             session,
             [
-                offers.PlannedOffer(r, provider_id=w["provider"]["id"], caregiver_id=None, distance_km=0.4)
+                (r, Decision(r.id or 0, r.version, w["provider"]["id"], distance_km=0.4))
                 for r in requests
                 if r is not None
             ],
