@@ -16,6 +16,7 @@ from dispatch.core import health
 from dispatch.core.audit_api import router as audit_router  # issue 6: the audit log for admins
 from dispatch.core.errors import ERROR_RESPONSES, install_error_handlers
 from dispatch.core.middleware import SecurityHeaders
+from dispatch.core.writer import WriteBatcher
 from dispatch.elders.api import router as elders_router
 from dispatch.field.api import router as field_router  # issue 4
 from dispatch.matching.api import router as matching_router  # matching (issue 8): refused providers
@@ -45,11 +46,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.hub = hub
     intake = IntakeBatcher()
     app.state.intake = intake
+    writer = WriteBatcher()
+    app.state.writer = writer
     await hub.start()
     await intake.start()
+    await writer.start()
     try:
         yield
     finally:
+        await writer.stop()
         await intake.stop()
         await hub.stop()
 

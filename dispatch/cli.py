@@ -62,6 +62,9 @@ def serve(
         log_config=uvicorn_log_config(),
         access_log=False,
         proxy_headers=True,
+        # Console frames are small JSON sent to every console: compressing each one once per
+        # connection cost more CPU than the fan-out itself (bench/load.py, py-spy).
+        ws_per_message_deflate=False,
     )
 
 

@@ -2,8 +2,12 @@
 
 SQLite needs care when several processes write: a deferred transaction that reads and
 then writes fails at once with SQLITE_BUSY when another writer committed in between, and
-the busy timeout does not help. So writing sessions start with BEGIN IMMEDIATE (they wait
-for the write lock up front, under the busy timeout) and reading sessions stay deferred.
+the busy timeout does not help. So writing sessions start with BEGIN IMMEDIATE and reading sessions stay deferred.
+
+Writers first wait for the write lock in the kernel (`writelock.py`: a file lock that wakes
+the next writer the moment the holder commits), not in SQLite's busy handler, which sleeps
+in steps of up to 100 ms. BEGIN IMMEDIATE and the busy timeout stay, for writers that do not
+take the file lock (migrations, other tools).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 from dispatch.core.config import get_settings
+from dispatch.core.writelock import GatedConnection
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -35,7 +40,11 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        connect_args={
+            "check_same_thread": False,
+            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            "factory": GatedConnection,
+        },
         pool_size=10,
         max_overflow=20,
         hide_parameters=True,
@@ -54,7 +63,16 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if not immediate:
+            conn.exec_driver_sql("BEGIN")
+            return
+        dbapi_conn = conn.connection.dbapi_connection
+        dbapi_conn.hold_write_lock()
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            dbapi_conn.rollback()  # lets go of the file lock
+            raise
 
     return engine
 

@@ -128,6 +128,8 @@ def publish_ping(seq: int) -> None:
 
 @sa_event.listens_for(OrmSession, "after_commit")
 def _ping_after_commit(session: OrmSession) -> None:
+    if session.in_nested_transaction():  # a SAVEPOINT released: nothing is committed yet
+        return
     session.info.pop(_LOCKED_KEY, None)
     seq = session.info.pop(_EMITTED_KEY, None)
     if seq is None:
@@ -140,5 +142,7 @@ def _ping_after_commit(session: OrmSession) -> None:
 
 @sa_event.listens_for(OrmSession, "after_rollback")
 def _forget_after_rollback(session: OrmSession) -> None:
+    if session.in_nested_transaction():  # back to a SAVEPOINT: a ping too many only wakes listeners
+        return
     session.info.pop(_LOCKED_KEY, None)
     session.info.pop(_EMITTED_KEY, None)

@@ -204,7 +204,10 @@ def mark_enqueued(session: Session, ids: Sequence[int]) -> None:
 
 @event.listens_for(OrmSession, "after_commit")
 def _relay_after_commit(session: OrmSession) -> None:
-    rows = session.info.pop(_PENDING_KEY, None)
+    if session.in_nested_transaction():  # a SAVEPOINT released (SQLAlchemy calls this hook for
+        return  # those too): nothing is committed yet, so nothing may be handed to RQ
+    # A row written inside a SAVEPOINT that was rolled back was expunged: it was never stored.
+    rows = [row for row in session.info.pop(_PENDING_KEY, None) or [] if row in session]
     if not rows:
         return
     faults.point("outbox.after_commit")  # committed, not yet enqueued: the dual-write gap
@@ -216,4 +219,6 @@ def _relay_after_commit(session: OrmSession) -> None:
 
 @event.listens_for(OrmSession, "after_rollback")
 def _forget_after_rollback(session: OrmSession) -> None:
+    if session.in_nested_transaction():  # back to a SAVEPOINT: the rest still owes its jobs
+        return
     session.info.pop(_PENDING_KEY, None)

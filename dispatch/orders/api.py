@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
 
 from dispatch.core import audit
 from dispatch.core.auth import CurrentPrincipal, Principal, Role, require_roles
 from dispatch.core.db import SessionDep
 from dispatch.core.validation import MAX_INT, IdPath, IdQuery, Offset, Township
+from dispatch.core.writer import writer_of
 from dispatch.orders import offers as offer_service
 from dispatch.orders import service as request_service
 from dispatch.orders.batcher import IntakeBatcher
@@ -133,21 +135,31 @@ def list_offers(
 
 
 @router.post("/api/offers/{offer_id}/accept", response_model=RequestRead)
-def accept_offer(offer_id: IdPath, session: SessionDep, principal: ProviderOnly) -> RequestRead:
-    """Accept: the request becomes `assigned`. An offer no longer pending is 409."""
-    request = offer_service.accept(session, principal=principal, offer_id=offer_id)
-    return request_service.request_reads(session, [request])[0]
+async def accept_offer(offer_id: IdPath, http: Request, principal: ProviderOnly) -> RequestRead:
+    """Accept: the request becomes `assigned`. An offer no longer pending is 409.
+
+    Run by the process's writer, which commits the accepts that arrive together in one
+    transaction (a savepoint each) and answers each once it committed."""
+
+    def work(session: Session) -> RequestRead:
+        request = offer_service.accept(session, principal=principal, offer_id=offer_id)
+        return request_service.request_reads(session, [request])[0]
+
+    return await writer_of(http).run(work, http)
 
 
 @router.post("/api/offers/{offer_id}/decline", response_model=RequestRead)
-def decline_offer(
-    offer_id: IdPath, session: SessionDep, principal: ProviderOnly, body: DeclineBody | None = None
+async def decline_offer(
+    offer_id: IdPath, http: Request, principal: ProviderOnly, body: DeclineBody | None = None
 ) -> RequestRead:
-    """Decline: the request goes to the next candidate."""
-    request = offer_service.decline(
-        session, principal=principal, offer_id=offer_id, reason=body.reason if body else ""
-    )
-    return request_service.request_reads(session, [request])[0]
+    """Decline: the request goes to the next candidate (batched like an accept)."""
+    reason = body.reason if body else ""
+
+    def work(session: Session) -> RequestRead:
+        request = offer_service.decline(session, principal=principal, offer_id=offer_id, reason=reason)
+        return request_service.request_reads(session, [request])[0]
+
+    return await writer_of(http).run(work, http)
 
 
 # ---- matching (issue 8): direct an offer to another caregiver ----------------------------
