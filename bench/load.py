@@ -111,8 +111,8 @@ class Run:
         self.redis = EmbeddedRedis(self.tmp / "redis")
         self.env["REDIS_URL"] = self.redis.start()
 
-    def seed(self) -> Workload:
-        os.environ.update(self.env)
+    def seed(self, env: dict[str, str] | None = None) -> Workload:
+        os.environ.update(env or self.env)
         from dispatch.core.config import get_settings
 
         get_settings.cache_clear()
@@ -179,8 +179,16 @@ def run_all(run: Run) -> None:
         finally:
             platform.stop()
         if not args.skip_naive:
-            naive = Platform({**run.env, "MATCH_MODE": "per_request"}, run.logs / "naive")
+            # A district of its own, freshly seeded: the same empty capacities as the first run
+            # had, and none of its events for the observer to replay (a shared DATABASE_URL is
+            # reused; the observer then starts after its last event).
+            env = {**run.env, "MATCH_MODE": "per_request"}
+            if not os.environ.get("DATABASE_URL"):
+                env["DATABASE_URL"] = f"sqlite:///{run.tmp / 'naive.db'}"
             (run.logs / "naive").mkdir()
+            run.logs = run.logs / "naive"
+            workload = run.seed(env)
+            naive = Platform(env, run.logs)
             naive.start(worker_class="fork", match_env={"LOG_LEVEL": "INFO"})
             try:
                 workload.login_all(naive.base)
@@ -230,7 +238,12 @@ async def platform_phases(run: Run, platform: Platform, workload: Workload) -> N
 
 
 async def naive_phase(run: Run, platform: Platform, workload: Workload) -> None:
-    observer = Observer(ws_url(platform.base, workload.operator_token))
+    from dispatch.core.db import session_scope
+    from dispatch.core.events import last_seq
+
+    with session_scope(write=False) as session:
+        since = last_seq(session)
+    observer = Observer(ws_url(platform.base, workload.operator_token, since))
     await observer.start()
     accept_pool = Pool("127.0.0.1", platform.port, 32)
     rate = run.args.naive_rate or run.args.pipeline_rate
@@ -283,7 +296,7 @@ def main() -> None:
             run.redis.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(run.results, indent=2, ensure_ascii=False) + "\n")
-    console.print(f"\nwritten to {args.out}  (process logs in {run.logs})")
+    console.print(f"\nwritten to {args.out}  (process logs in {run.tmp / 'logs'})")
 
 
 def machine(env: dict[str, str]) -> dict[str, Any]:
