@@ -79,6 +79,9 @@ def base_env(tmp: Path, batch_window: float) -> dict[str, str]:
         "ASSIGN_SLA_SECONDS": "3600",
         "URGENT_SLA_SECONDS": "3600",
         "BATCH_WINDOW_SECONDS": str(batch_window),
+        # Like the providers' capacities (prepare_district): the bench's jobs never finish, so
+        # the caregivers' cap would escalate most requests all_full (the matcher still checks it).
+        "CAREGIVER_MAX_JOBS": "100000",
         "WS_CLIENT_QUEUE": "5000",
     }
     env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}"

@@ -21,6 +21,7 @@ from dispatch.elders.api import router as elders_router
 from dispatch.field.api import router as field_router  # issue 4
 from dispatch.matching.api import router as matching_router  # matching (issue 8): refused providers
 from dispatch.notify.api import router as messages_router
+from dispatch.orders.accepts import AcceptBatcher
 from dispatch.orders.api import router as orders_router
 from dispatch.orders.batcher import IntakeBatcher
 from dispatch.orders.candidates import router as candidates_router
@@ -48,12 +49,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.intake = intake
     writer = WriteBatcher()
     app.state.writer = writer
+    accepts = AcceptBatcher()
+    app.state.accepts = accepts
     await hub.start()
     await intake.start()
     await writer.start()
+    await accepts.start()
     try:
         yield
     finally:
+        await accepts.stop()
         await writer.stop()
         await intake.stop()
         await hub.stop()

@@ -3,7 +3,7 @@ a provider account none directly (it sees what its offers and jobs carry)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 
 from sqlmodel import Session, col, select
@@ -153,6 +153,25 @@ def family_of(*, session: Session, elder_id: int) -> list[tuple[FamilyLink, User
         .order_by(col(FamilyLink.id))
     )
     return [(link, user) for link, user in session.exec(stmt).all()]
+
+
+def family_phones_of(*, session: Session, elder_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The active relatives' phones of many elders at once (in link order, each phone once)."""
+    ids = sorted(set(elder_ids))
+    phones: dict[int, list[str]] = {}
+    if not ids:
+        return phones
+    stmt = (
+        select(FamilyLink, User)
+        .join(User, col(User.id) == FamilyLink.user_id)
+        .where(col(FamilyLink.elder_id).in_(ids))
+        .order_by(col(FamilyLink.id))
+    )
+    for link, user in session.exec(stmt).all():
+        mine = phones.setdefault(link.elder_id, [])
+        if user.active and user.phone and user.phone not in mine:
+            mine.append(user.phone)
+    return phones
 
 
 def age_on(birth: date | None, today: date) -> int | None:

@@ -221,18 +221,22 @@ def after_transition(session: Session, request: ServiceRequest, event: Event) ->
 
 
 def after_transitions(session: Session, pairs: Sequence[tuple[ServiceRequest, Event]]) -> None:
-    """after_transition() for many changes at once; the matcher's offers are texted in bulk
-    (one read of the elders, one of the providers, one insert of the messages)."""
+    """after_transition() for many changes at once, in bulk where it counts: the matcher's
+    offers (one read of the elders, one of the providers, one insert of the messages) and the
+    families told of accepted offers (one read each of elders, providers and relatives)."""
     offered = [(r, e) for r, e in pairs if e.type == "request.offered"]
+    assigned = [r for r, e in pairs if _family_told_in_bulk(e)]
     for request, event in pairs:
-        if event.type != "request.offered":
+        if event.type != "request.offered" and not _family_told_in_bulk(event):
             after_transition(session, request, event)
+    if assigned:
+        _tell_families(session, assigned, "assigned")
     if not offered:
         return
     elder_ids = {r.elder_id for r, _ in offered}
     provider_ids = {int(e.data["provider_id"]) for _, e in offered if e.data.get("provider_id")}
-    elders = {e.id: e for e in session.exec(select(Elder).where(col(Elder.id).in_(elder_ids)))}
-    providers = {p.id: p for p in session.exec(select(Provider).where(col(Provider.id).in_(provider_ids)))}
+    elders = _elders(session, elder_ids)
+    providers = _providers(session, provider_ids)
     phones = {pid: provider_phone(session, p) for pid, p in providers.items()}
     messages = []
     for request, event in offered:
@@ -243,6 +247,45 @@ def after_transitions(session: Session, pairs: Sequence[tuple[ServiceRequest, Ev
         expires = datetime.fromisoformat(str(event.data["expires_at"]))
         body = offer_text(request, elder, expires)
         messages.append(_provider_message(request, provider_id, phone, "offer", body))
+    queue_sms_many(session, messages)
+
+
+def _family_told_in_bulk(event: Event) -> bool:
+    """An accepted offer tells only the family (a manual dispatch also texts the provider)."""
+    return event.type == "request.assigned" and not event.data.get("manual")
+
+
+def _elders(session: Session, ids: set[int]) -> dict[int | None, Elder]:
+    return {e.id: e for e in session.exec(select(Elder).where(col(Elder.id).in_(ids)))} if ids else {}
+
+
+def _providers(session: Session, ids: set[int]) -> dict[int | None, Provider]:
+    return {p.id: p for p in session.exec(select(Provider).where(col(Provider.id).in_(ids)))} if ids else {}
+
+
+def _tell_families(session: Session, requests: Sequence[ServiceRequest], purpose: str) -> None:
+    """_tell_family() for many requests: the same texts, from one read of each table."""
+    elders = _elders(session, {r.elder_id for r in requests})
+    providers = _providers(session, {r.provider_id for r in requests if r.provider_id})
+    phones = elder_service.family_phones_of(session=session, elder_ids=[r.elder_id for r in requests])
+    messages = []
+    for request in requests:
+        elder = elders.get(request.elder_id)
+        if elder is None:
+            continue
+        provider = providers.get(request.provider_id) if request.provider_id else None
+        body = family_text(purpose, request, elder, provider)
+        for phone in phones.get(request.elder_id, []):
+            messages.append(
+                Message(
+                    to_phone=phone,
+                    body=body,
+                    purpose=purpose,
+                    audience="family",
+                    request_id=request.id,
+                    elder_id=request.elder_id,
+                )
+            )
     queue_sms_many(session, messages)
 
 

@@ -15,6 +15,7 @@ from dispatch.core.validation import MAX_INT, IdPath, IdQuery, Offset, Township
 from dispatch.core.writer import writer_of
 from dispatch.orders import offers as offer_service
 from dispatch.orders import service as request_service
+from dispatch.orders.accepts import AcceptBatcher, AcceptItem
 from dispatch.orders.batcher import IntakeBatcher
 from dispatch.orders.intake import IntakeItem
 from dispatch.orders.lifecycle import RequestStatus
@@ -138,14 +139,11 @@ def list_offers(
 async def accept_offer(offer_id: IdPath, http: Request, principal: ProviderOnly) -> RequestRead:
     """Accept: the request becomes `assigned`. An offer no longer pending is 409.
 
-    Run by the process's writer, which commits the accepts that arrive together in one
-    transaction (a savepoint each) and answers each once it committed."""
-
-    def work(session: Session) -> RequestRead:
-        request = offer_service.accept(session, principal=principal, offer_id=offer_id)
-        return request_service.request_reads(session, [request])[0]
-
-    return await writer_of(http).run(work, http)
+    Handed to the process's accept batcher, which writes the accepts that arrive together
+    set-wise in one transaction and answers each once it committed (orders/accepts.py)."""
+    batcher: AcceptBatcher = http.app.state.accepts
+    read: RequestRead = await batcher.submit(AcceptItem(principal, offer_id, audit.client_of(http)))
+    return read
 
 
 @router.post("/api/offers/{offer_id}/decline", response_model=RequestRead)

@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import tuple_, update
+from sqlalchemy import case, literal, tuple_, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from dispatch.core import audit
+from dispatch.core.auth import Principal
 from dispatch.core.clock import utcnow
 from dispatch.core.errors import Conflict, InvalidTransition
 from dispatch.core.events import Event, emit, lock_event_order, note_emitted
@@ -125,14 +126,17 @@ def transition_many(
     data: Callable[[ServiceRequest], dict[str, Any]],
     event_provider_id: Callable[[ServiceRequest], int | None],
     before_events: Callable[[list[ServiceRequest]], None] | None = None,
+    changes: Callable[[ServiceRequest], dict[str, Any]] | None = None,
+    actor: Callable[[ServiceRequest], tuple[Principal | None, str]] | None = None,
 ) -> list[tuple[ServiceRequest, Event]]:
     """transition() for many requests at once, set-wise: one compare-and-set UPDATE (each row
     on the status and version this caller read), one insert of the events, one of the audit
     rows, the texts in bulk. Returns the (request, event) pairs that won; a request changed by
     someone else since it was read is left out, untouched and without an event.
     `before_events(winners)` writes what the events refer to (the matcher's offers) once the
-    winners are known. Only for forward moves that need no other column changed (the matcher's
-    queued -> offered)."""
+    winners are known. `changes(request)` sets other columns row by row (the accepts' provider,
+    caregiver and time), `actor(request)` names who made each change in the audit log (else
+    the session's owner). Only for forward moves (queued -> offered, offered -> assigned)."""
     if not requests:
         return []
     current = RequestStatus(requests[0].status)
@@ -143,6 +147,8 @@ def transition_many(
             raise InvalidTransition(f"request {request.id} cannot go from {request.status} to {target.value}")
     lock_event_order(session)
     now = utcnow()
+    per_row = {r.id: changes(r) for r in requests} if changes else {}
+    extra = _row_values(per_row)
     won = set(
         session.scalars(
             update(ServiceRequest)
@@ -152,7 +158,7 @@ def transition_many(
                 ),
                 col(ServiceRequest.status) == current.value,
             )
-            .values(status=target.value, version=col(ServiceRequest.version) + 1, updated_at=now)
+            .values(status=target.value, version=col(ServiceRequest.version) + 1, updated_at=now, **extra)
             .returning(col(ServiceRequest.id))
             .execution_options(synchronize_session=False)
         )
@@ -162,6 +168,8 @@ def transition_many(
         return []
     for request in winners:
         for key, value in (("status", target.value), ("version", request.version + 1), ("updated_at", now)):
+            set_committed_value(request, key, value)
+        for key, value in per_row.get(request.id, {}).items():
             set_committed_value(request, key, value)
     if before_events is not None:
         before_events(winners)
@@ -183,10 +191,30 @@ def transition_many(
     audit.record_changes(
         session,
         [
-            (None, "", r.elder_id, e.type, f"request {r.id} event {e.seq}")
+            (*(actor(r) if actor else (None, "")), r.elder_id, e.type, f"request {r.id} event {e.seq}")
             for r, e in zip(winners, events, strict=True)
         ],
     )
     pairs = list(zip(winners, events, strict=True))
     sms_rules.after_transitions(session, pairs)
     return pairs
+
+
+def _row_values(per_row: dict[int | None, dict[str, Any]]) -> dict[str, Any]:
+    """SET values for columns that differ row by row: one CASE on the id each (typed as the
+    column, so dates are stored as the column stores them); a value shared by all, as is."""
+    keys = {key for values in per_row.values() for key in values}
+    out: dict[str, Any] = {}
+    for key in sorted(keys):
+        column = ServiceRequest.__table__.c[key]  # type: ignore[attr-defined]
+        values = {rid: v[key] for rid, v in per_row.items() if key in v}
+        distinct = set(values.values())
+        if len(values) == len(per_row) and len(distinct) == 1:
+            out[key] = distinct.pop()
+        else:
+            out[key] = case(
+                {rid: literal(v, type_=column.type) for rid, v in values.items()},
+                value=col(ServiceRequest.id),
+                else_=column,
+            )
+    return out

@@ -1,0 +1,185 @@
+"""Accepts in bulk: the API's accept batcher commits every accept that arrived together.
+
+`POST /api/offers/{id}/accept` hands its accept to the process's batcher
+(`core/batching.py`), which calls `write_accepts` with everything waiting. The batch is
+checked item by item against what one read of its offers and requests says (404 for an
+offer the caller may not see, 409 for one no longer pending or expired, or asked twice in
+the batch) and the rest is written set-wise: one compare-and-set of the offers, one of the
+requests (`transition_many`), one insert each of the events, the audit rows (each naming its
+own caller) and the families' texts. Each caller is answered after the one COMMIT.
+
+Of all offers of a request at most one is ever accepted, as with one accept at a time: the
+offers' compare-and-set, the requests', and the unique index all stand guard. Should a
+compare-and-set lose (a concurrent writer on PostgreSQL changed an offer or a request after
+it was read), the set-wise attempt is rolled back to its SAVEPOINT and the batch is taken one
+accept at a time (`offers.accept`), each in a SAVEPOINT of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, col, select
+
+from dispatch.core import audit
+from dispatch.core.auth import Principal
+from dispatch.core.batching import GroupCommit
+from dispatch.core.clock import utcnow
+from dispatch.core.db import session_scope
+from dispatch.core.errors import Conflict, DomainError, NotFound
+from dispatch.orders import offers as offer_service
+from dispatch.orders.lifecycle import RequestStatus, transition_many
+from dispatch.orders.models import Offer, OfferStatus, ServiceRequest
+from dispatch.orders.schemas import RequestRead
+from dispatch.orders.service import request_reads
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class AcceptItem:
+    principal: Principal
+    offer_id: int
+    client: str = ""
+
+
+class _RaceLost(Exception):
+    """A compare-and-set lost: someone changed an offer or a request after it was read."""
+
+
+def accept_many(session: Session, items: Sequence[AcceptItem]) -> list[ServiceRequest | DomainError]:
+    """Each item's assigned request, or the error it alone would have got."""
+    offers = {
+        o.id: o for o in session.exec(select(Offer).where(col(Offer.id).in_({i.offer_id for i in items})))
+    }
+    request_ids = {o.request_id for o in offers.values()}
+    requests = {
+        r.id: r for r in session.exec(select(ServiceRequest).where(col(ServiceRequest.id).in_(request_ids)))
+    }
+    now = utcnow()
+    outcomes: list[ServiceRequest | DomainError | None] = [None] * len(items)
+    chosen: dict[int, int] = {}  # offer id -> index of the item that takes it
+    for index, item in enumerate(items):
+        offer = offers.get(item.offer_id)
+        if offer is None or not offer_service.can_see_offer(item.principal, offer):
+            outcomes[index] = NotFound(f"offer {item.offer_id} not found")
+        elif offer.status != OfferStatus.PENDING:
+            outcomes[index] = Conflict(f"offer {item.offer_id} is {offer.status}, no longer pending")
+        elif offer.expires_at <= now:
+            outcomes[index] = Conflict(f"offer {item.offer_id} expired at {offer.expires_at.isoformat()}")
+        elif item.offer_id in chosen or requests[offer.request_id].status != RequestStatus.OFFERED:
+            outcomes[index] = Conflict(f"offer {item.offer_id} is no longer pending")
+        else:
+            chosen[item.offer_id] = index
+    if chosen:
+        _assign(session, [offers[i] for i in chosen], requests, {i: items[x] for i, x in chosen.items()}, now)
+        for offer_id, index in chosen.items():
+            outcomes[index] = requests[offers[offer_id].request_id]
+    assert all(o is not None for o in outcomes)
+    return outcomes  # type: ignore[return-value]
+
+
+def _assign(
+    session: Session,
+    offers: list[Offer],
+    requests: dict[int | None, ServiceRequest],
+    taker: dict[int | None, AcceptItem],
+    now: datetime,
+) -> None:
+    # The caregiver may have been changed (direct_to_caregiver) after the offer was read: the
+    # compare-and-set returns the one it accepted.
+    rows = session.execute(
+        update(Offer)
+        .where(col(Offer.id).in_([o.id for o in offers]), col(Offer.status) == OfferStatus.PENDING)
+        .values(status=OfferStatus.ACCEPTED, responded_at=now, reason="")
+        .returning(col(Offer.id), col(Offer.caregiver_id))
+        .execution_options(synchronize_session=False)
+    ).all()
+    won = {offer_id: caregiver_id for offer_id, caregiver_id in rows}
+    if len(won) != len(offers):
+        raise _RaceLost
+    by_request: dict[int | None, Offer] = {}
+    for offer in offers:
+        for key, value in (
+            ("status", OfferStatus.ACCEPTED.value),
+            ("responded_at", now),
+            ("reason", ""),
+            ("caregiver_id", won[offer.id]),
+        ):
+            set_committed_value(offer, key, value)
+        by_request[offer.request_id] = offer
+    pairs = transition_many(
+        session,
+        [requests[o.request_id] for o in offers],
+        RequestStatus.ASSIGNED,
+        # The same event data and columns as offers.accept() writes for one accept.
+        data=lambda r: {
+            "offer_id": by_request[r.id].id,
+            "provider_id": by_request[r.id].provider_id,
+            "caregiver_id": by_request[r.id].caregiver_id,
+        },
+        event_provider_id=lambda r: by_request[r.id].provider_id,
+        changes=lambda r: {
+            "provider_id": by_request[r.id].provider_id,
+            "caregiver_id": by_request[r.id].caregiver_id,
+            "assigned_at": now,
+        },
+        actor=lambda r: (taker[by_request[r.id].id].principal, taker[by_request[r.id].id].client),
+    )
+    if len(pairs) != len(offers):
+        raise _RaceLost
+
+
+def _accept_one(session: Session, item: AcceptItem) -> ServiceRequest | DomainError:
+    audit.bind_actor(session, item.principal, item.client)
+    try:
+        with session.begin_nested():
+            return offer_service.accept(session, principal=item.principal, offer_id=item.offer_id)
+    except DomainError as exc:
+        return exc
+    finally:
+        session.info.pop(audit.ACTOR, None)
+
+
+def _in_one_transaction(items: list[AcceptItem]) -> list[RequestRead | BaseException]:
+    with session_scope() as session:
+        try:
+            with session.begin_nested():
+                outcomes = accept_many(session, items)
+        except _RaceLost:
+            log.info("an accept batch of %d lost a race; accepting one by one", len(items))
+            outcomes = [_accept_one(session, item) for item in items]
+        assigned = [o for o in outcomes if isinstance(o, ServiceRequest)]
+        reads = {read.id: read for read in request_reads(session, assigned)}
+    return [reads[o.id or 0] if isinstance(o, ServiceRequest) else o for o in outcomes]
+
+
+def write_accepts(items: list[AcceptItem]) -> list[RequestRead | BaseException]:
+    """Store a batch of accepts; if its transaction fails, each accept alone."""
+    try:
+        return _in_one_transaction(items)
+    except Exception as exc:
+        if len(items) == 1:
+            return [exc]
+        log.warning("an accept batch of %d failed; accepting one by one", len(items), exc_info=True)
+    results: list[RequestRead | BaseException] = []
+    for item in items:
+        try:
+            results.extend(_in_one_transaction([item]))
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+class AcceptBatcher(GroupCommit[AcceptItem, RequestRead]):
+    max_batch = MAX_BATCH
+
+    def _write(self, items: list[AcceptItem]) -> list[RequestRead | BaseException]:
+        return write_accepts(items)

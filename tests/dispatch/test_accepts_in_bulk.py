@@ -1,0 +1,132 @@
+"""Accepts written set-wise (dispatch/orders/accepts.py): every accept of a batch gets the
+answer it alone would have got (404, 409 or its request), the winners get the same rows as one
+accept at a time, each audited as its own caller, and a batch whose compare-and-set loses is
+rolled back whole and taken one accept at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import col, select
+
+from dispatch.core.audit import AuditEntry
+from dispatch.core.auth import Principal, Role, User
+from dispatch.core.db import session_scope
+from dispatch.core.errors import Conflict, NotFound
+from dispatch.core.events import Event
+from dispatch.orders import accepts
+from dispatch.orders.accepts import AcceptItem, write_accepts
+from dispatch.orders.models import Offer, ServiceRequest
+from dispatch.orders.schemas import RequestRead
+from tests.helpers import HOME_CARE, Api, drain_jobs, make_user
+
+
+def _principal(username: str) -> Principal:
+    with session_scope(write=False) as session:
+        return Principal.of(session.exec(select(User).where(User.username == username)).one())
+
+
+def _offers(api: Api, n: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    w = api.world()
+    body = {"elder_id": w["elder"]["id"], "kind": "visit"}
+    for _ in range(n):
+        api.ok("POST", "/api/requests", w["operator"], 202, json=body)
+    drain_jobs()
+    pending = api.ok("GET", "/api/offers?status=pending", w["provider_user"])
+    assert len(pending) == n
+    return w, sorted(pending, key=lambda o: o["id"])
+
+
+def test_each_accept_of_a_batch_gets_its_own_answer(api: Api) -> None:
+    w, pending = _offers(api, 4)
+    mine = _principal(w["provider_user"])
+    other = api.ok("POST", "/api/providers", w["manager"], 201, json={**HOME_CARE, "name": "别家"})
+    stranger = _principal(make_user(Role.PROVIDER, provider_id=other["id"]))
+    expired = pending[3]
+    with session_scope() as session:
+        session.execute(
+            text("UPDATE offer SET expires_at = '2000-01-01 00:00:00.000000' WHERE id = :id"),
+            {"id": expired["id"]},
+        )
+    items = [
+        AcceptItem(mine, pending[0]["id"], "10.0.0.1"),
+        AcceptItem(stranger, pending[1]["id"], "10.0.0.2"),  # not its offer: 404, as if missing
+        AcceptItem(mine, pending[2]["id"], "10.0.0.3"),
+        AcceptItem(mine, pending[0]["id"], "10.0.0.4"),  # the double tap: the first one won
+        AcceptItem(mine, expired["id"], "10.0.0.5"),
+        AcceptItem(mine, 999_999, "10.0.0.6"),
+        AcceptItem(mine, pending[1]["id"], "10.0.0.7"),
+    ]
+    results = write_accepts(items)
+    assert [type(r).__name__ for r in results] == [
+        "RequestRead", "NotFound", "RequestRead", "Conflict", "Conflict", "NotFound", "RequestRead",
+    ]  # fmt: skip
+    won = {0: pending[0], 2: pending[2], 6: pending[1]}
+    for index, offer in won.items():
+        read = results[index]
+        assert isinstance(read, RequestRead)
+        assert read.id == offer["request_id"] and read.status == "assigned"
+        assert read.provider_id == w["provider"]["id"]
+        assert [t.type for t in read.timeline][-1] == "request.assigned"
+    assert "expired" in str(results[4])
+    with session_scope(write=False) as session:
+        statuses = {o.id: o.status for o in session.exec(select(Offer))}
+        assert statuses == {
+            pending[0]["id"]: "accepted", pending[1]["id"]: "accepted",
+            pending[2]["id"]: "accepted", expired["id"]: "pending",
+        }  # fmt: skip
+        for offer in won.values():
+            request = session.get(ServiceRequest, offer["request_id"])
+            assert request is not None and request.status == "assigned" and request.assigned_at is not None
+            assert request.provider_id == w["provider"]["id"]
+            assert request.caregiver_id == offer["caregiver_id"]
+        assigned = session.exec(select(Event).where(col(Event.type) == "request.assigned")).all()
+        assert sorted(e.request_id or 0 for e in assigned) == sorted(o["request_id"] for o in won.values())
+        for event in assigned:
+            offer = next(o for o in won.values() if o["request_id"] == event.request_id)
+            assert event.data == {
+                "offer_id": offer["id"], "provider_id": w["provider"]["id"], "caregiver_id": offer["caregiver_id"],
+            }  # fmt: skip
+            assert event.provider_id == w["provider"]["id"] and event.status == "assigned"
+        audited = session.exec(select(AuditEntry).where(col(AuditEntry.action) == "request.assigned")).all()
+        clients = {int(a.what.split()[1]): (a.actor_id, a.client) for a in audited}
+        assert clients == {
+            pending[0]["request_id"]: (mine.id, "10.0.0.1"),
+            pending[2]["request_id"]: (mine.id, "10.0.0.3"),
+            pending[1]["request_id"]: (mine.id, "10.0.0.7"),
+        }
+
+
+def test_a_batch_that_loses_a_race_is_taken_one_by_one(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The set-wise writes done before the race was lost are rolled back to their savepoint:
+    the accepts taken one at a time then leave one accepted offer and one event per request."""
+    w, pending = _offers(api, 3)
+    mine = _principal(w["provider_user"])
+    real = accepts.accept_many
+    calls: list[int] = []
+
+    def loses(session: Any, items: Any) -> Any:
+        calls.append(len(items))
+        real(session, items)  # everything written ...
+        raise accepts._RaceLost  # ... then a compare-and-set is found lost
+
+    monkeypatch.setattr(accepts, "accept_many", loses)
+    results = write_accepts([AcceptItem(mine, o["id"], "h") for o in pending] + [AcceptItem(mine, 999_999)])
+    assert calls == [4]
+    assert [isinstance(r, RequestRead) for r in results] == [True, True, True, False]
+    assert isinstance(results[3], NotFound)
+    with session_scope(write=False) as session:
+        assert {o.status for o in session.exec(select(Offer))} == {"accepted"}
+        assigned = session.exec(select(Event).where(col(Event.type) == "request.assigned")).all()
+        assert sorted(e.request_id or 0 for e in assigned) == sorted(o["request_id"] for o in pending)
+        audited = session.exec(select(AuditEntry).where(col(AuditEntry.action) == "request.assigned")).all()
+        assert len(audited) == 3 and {a.actor_id for a in audited} == {mine.id}
+
+
+def test_accepting_again_after_the_batch_is_409(api: Api) -> None:
+    w, pending = _offers(api, 1)
+    api.ok("POST", f"/api/offers/{pending[0]['id']}/accept", w["provider_user"])
+    again = write_accepts([AcceptItem(_principal(w["provider_user"]), pending[0]["id"])])
+    assert isinstance(again[0], Conflict) and "accepted" in str(again[0])
