@@ -104,31 +104,40 @@ def load_holdings(
     session: Session, provider_ids: Collection[int] | None = None, *, exclude_offer_id: int | None = None
 ) -> list[Holding]:
     """Assigned, in-service and (recent) completed jobs, and pending offers (but `exclude_offer_id`)."""
+    # Plain columns, not ORM objects: the matcher reads every holding of the district each run.
     since = utcnow() - _DAILY_LOOKBACK
-    jobs = select(ServiceRequest).where(
-        col(ServiceRequest.provider_id).is_not(None),
+    r = ServiceRequest
+    jobs = select(
+        r.provider_id,
+        r.caregiver_id,
+        r.kind,
+        r.window_start,
+        r.details,
+        r.status,  # type: ignore[call-overload]
+    ).where(
+        col(r.provider_id).is_not(None),
         or_(
-            col(ServiceRequest.status).in_(["assigned", "in_service"]),
-            (col(ServiceRequest.status) == "completed") & (col(ServiceRequest.window_start) >= since),
+            col(r.status).in_(["assigned", "in_service"]),
+            (col(r.status) == "completed") & (col(r.window_start) >= since),
         ),
     )
     pending = (
-        select(Offer, ServiceRequest)
-        .join(ServiceRequest, col(ServiceRequest.id) == Offer.request_id)
+        select(Offer.provider_id, Offer.caregiver_id, r.kind, r.window_start, r.details)  # type: ignore[call-overload]
+        .join(r, col(r.id) == Offer.request_id)
         .where(col(Offer.status) == OfferStatus.PENDING)
     )
     if provider_ids is not None:
-        jobs = jobs.where(col(ServiceRequest.provider_id).in_(list(provider_ids)))
+        jobs = jobs.where(col(r.provider_id).in_(list(provider_ids)))
         pending = pending.where(col(Offer.provider_id).in_(list(provider_ids)))
     if exclude_offer_id is not None:
         pending = pending.where(col(Offer.id) != exclude_offer_id)
     out = [
-        Holding(r.provider_id or 0, r.caregiver_id, r.kind, r.window_start, r.details.get("slot"), r.status)
-        for r in session.scalars(jobs)
+        Holding(provider_id or 0, caregiver_id, kind, start, (details or {}).get("slot"), status)
+        for provider_id, caregiver_id, kind, start, details, status in session.execute(jobs)
     ]
     out += [
-        Holding(o.provider_id, o.caregiver_id, r.kind, r.window_start, r.details.get("slot"), "pending")
-        for o, r in session.execute(pending).all()
+        Holding(provider_id, caregiver_id, kind, start, (details or {}).get("slot"), "pending")
+        for provider_id, caregiver_id, kind, start, details in session.execute(pending)
     ]
     return out
 

@@ -102,7 +102,7 @@ def _assign(
         .returning(col(Offer.id), col(Offer.caregiver_id))
         .execution_options(synchronize_session=False)
     ).all()
-    won = {offer_id: caregiver_id for offer_id, caregiver_id in rows}
+    won: dict[int | None, int | None] = dict(rows)  # offer id -> the caregiver it was accepted with
     if len(won) != len(offers):
         raise _RaceLost
     by_request: dict[int | None, Offer] = {}
