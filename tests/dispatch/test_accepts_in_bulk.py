@@ -130,3 +130,48 @@ def test_accepting_again_after_the_batch_is_409(api: Api) -> None:
     api.ok("POST", f"/api/offers/{pending[0]['id']}/accept", w["provider_user"])
     again = write_accepts([AcceptItem(_principal(w["provider_user"]), pending[0]["id"])])
     assert isinstance(again[0], Conflict) and "accepted" in str(again[0])
+
+
+def test_columns_that_differ_row_by_row_are_stored_as_one_at_a_time_would(api: Api) -> None:
+    """transition_many(changes=...) writes per-row values with one CASE per column: dates are
+    stored in the column's own format (read back equal), NULL and ids where they differ."""
+    from datetime import timedelta
+
+    from dispatch.core.clock import utcnow
+    from dispatch.orders.lifecycle import RequestStatus, transition_many
+    from services.models import Caregiver
+
+    w, pending = _offers(api, 3)
+    base = utcnow().replace(microsecond=0)
+    with session_scope(write=False) as session:
+        caregivers = [
+            c.id for c in session.exec(select(Caregiver).where(Caregiver.provider_id == w["provider"]["id"]))
+        ]
+    wanted: dict[int, dict[str, Any]] = {}
+    for n, offer in enumerate(pending):
+        wanted[offer["request_id"]] = {
+            "assigned_at": base + timedelta(minutes=7 * n, microseconds=123 * n),
+            "caregiver_id": None if n == 0 or not caregivers else caregivers[n % len(caregivers)],
+            "provider_id": w["provider"]["id"],
+        }
+    with session_scope() as session:
+        requests = [session.get(ServiceRequest, o["request_id"]) for o in pending]
+        pairs = transition_many(
+            session,
+            [r for r in requests if r is not None],
+            RequestStatus.ASSIGNED,
+            data=lambda r: {},
+            event_provider_id=lambda r: w["provider"]["id"],
+            changes=lambda r: wanted[r.id or 0],
+        )
+        assert len(pairs) == 3
+    with session_scope(write=False) as session:
+        for request_id, values in wanted.items():
+            stored = session.get(ServiceRequest, request_id)
+            assert stored is not None and stored.status == "assigned"
+            assert stored.assigned_at == values["assigned_at"]
+            assert stored.caregiver_id == values["caregiver_id"]
+            assert stored.provider_id == values["provider_id"]
+        # The format on disk is the column's: ordering and comparison in SQL still work.
+        latest = session.exec(select(ServiceRequest).order_by(col(ServiceRequest.assigned_at).desc())).first()
+        assert latest is not None and latest.id == pending[2]["request_id"]
