@@ -202,6 +202,14 @@ def mark_enqueued(session: Session, ids: Sequence[int]) -> None:
         )
 
 
+def reload_pending(session: Session) -> None:
+    """Load again the rows this transaction owes jobs for (after an expire_all): the relay
+    after the commit reads them and may not emit SQL there."""
+    for row in session.info.get(_PENDING_KEY, []):
+        if row in session:
+            session.refresh(row)
+
+
 @event.listens_for(OrmSession, "after_commit")
 def _relay_after_commit(session: OrmSession) -> None:
     if session.in_nested_transaction():  # a SAVEPOINT released (SQLAlchemy calls this hook for

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from sqlmodel import Session
 
+from dispatch.core import outbox
 from dispatch.core.audit import ACTOR
 from dispatch.core.batching import GroupCommit
 from dispatch.core.db import REQUEST_KEY, new_session
@@ -50,6 +51,10 @@ def _run_unit(session: Session, unit: UnitOfWork) -> Any:
     except Exception as exc:  # rolled back to its savepoint: forget what it queued for after commit
         session.info.clear()
         session.info.update(saved)
+        # The rollback does not expire what the unit set with set_committed_value (a
+        # compare-and-set's new status): the next units must read it again.
+        session.expire_all()
+        outbox.reload_pending(session)
         return exc
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from dispatch.core import audit
+from dispatch.core import audit, outbox
 from dispatch.core.auth import Principal
 from dispatch.core.batching import GroupCommit
 from dispatch.core.clock import utcnow
@@ -155,6 +155,10 @@ def _in_one_transaction(items: list[AcceptItem]) -> list[RequestRead | BaseExcep
                 outcomes = accept_many(session, items)
         except _RaceLost:
             log.info("an accept batch of %d lost a race; accepting one by one", len(items))
+            # The rollback to the savepoint does not expire what the batch read and set with
+            # set_committed_value (offers "accepted", requests "assigned"): read it all again.
+            session.expire_all()
+            outbox.reload_pending(session)
             outcomes = [_accept_one(session, item) for item in items]
         assigned = [o for o in outcomes if isinstance(o, ServiceRequest)]
         reads = {read.id: read for read in request_reads(session, assigned)}

@@ -173,3 +173,31 @@ def test_nothing_is_handed_to_rq_or_pinged_before_the_batch_commits() -> None:
     assert run_units([UnitOfWork(first, None), UnitOfWork(second, None)]) == ["first", "second"]
     assert seen == [0]
     assert [job.kwargs["message_id"] for job in get_queue(QueueName.NOTIFY).get_jobs()] == [2001]
+
+
+def test_a_unit_after_a_failed_one_reads_what_is_stored_not_what_the_failed_one_set() -> None:
+    """A compare-and-set sets the new value on the object without marking it changed; rolled
+    back to its savepoint, the object would keep it. The next unit must see the stored row."""
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    with session_scope() as session:
+        record_change(session, elder_id=5, action="test", what="stored")
+    with session_scope(write=False) as session:
+        (row,) = session.exec(select(AuditEntry).where(AuditEntry.action == "test")).all()
+        row_id = row.id
+    kept: list[Any] = []
+
+    def fails(session: Session) -> None:
+        entry = session.get(AuditEntry, row_id)
+        kept.append(entry)  # still referenced afterwards, as a traceback would
+        set_committed_value(entry, "what", "changed, then rolled back")
+        raise Conflict("refused")
+
+    def reads(session: Session) -> str:
+        entry = session.get(AuditEntry, row_id)
+        assert entry is not None
+        return entry.what
+
+    results = run_units([UnitOfWork(fails, None), UnitOfWork(reads, None)])
+    assert isinstance(results[0], Conflict)
+    assert results[1] == "stored"
