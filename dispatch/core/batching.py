@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -30,7 +32,27 @@ class _Waiting(Generic[Item, Result]):
     future: asyncio.Future[Result]
 
 
-class GroupCommit(Generic[Item, Result]):
+def each_alone_if_it_fails(
+    items: list[Item], write: Callable[[list[Item]], Sequence[Result | BaseException]], what: str
+) -> list[Result | BaseException]:
+    """`write(items)` as one transaction; if that fails as a whole (a database error), each
+    item again in a transaction of its own, so that one item can never take the others down."""
+    try:
+        return list(write(items))
+    except Exception as exc:
+        if len(items) == 1:
+            return [exc]
+        log.warning("a batch of %d %s failed; writing them one by one", len(items), what, exc_info=True)
+    results: list[Result | BaseException] = []
+    for item in items:
+        try:
+            results.append(write([item])[0])
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+class GroupCommit(ABC, Generic[Item, Result]):
     max_batch = 128
 
     def __init__(self) -> None:
@@ -38,9 +60,9 @@ class GroupCommit(Generic[Item, Result]):
         self._task: asyncio.Task[None] | None = None
         self._limiter = anyio.CapacityLimiter(1)
 
+    @abstractmethod
     def _write(self, items: list[Item]) -> list[Result | BaseException]:
         """Store a batch in one transaction (on a worker thread); a result or error per item."""
-        raise NotImplementedError
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())

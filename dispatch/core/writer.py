@@ -16,7 +16,6 @@ the others down with it.
 from __future__ import annotations
 
 import copy
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,10 +25,8 @@ from sqlmodel import Session
 
 from dispatch.core import outbox
 from dispatch.core.audit import ACTOR
-from dispatch.core.batching import GroupCommit
+from dispatch.core.batching import GroupCommit, each_alone_if_it_fails
 from dispatch.core.db import REQUEST_KEY, new_session
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -73,19 +70,7 @@ def _in_one_transaction(units: list[UnitOfWork]) -> list[Any]:
 
 def run_units(units: list[UnitOfWork]) -> list[Any]:
     """The units' results (or errors), in order, once committed."""
-    try:
-        return _in_one_transaction(units)
-    except Exception as exc:
-        if len(units) == 1:
-            return [exc]
-        log.warning("a write batch of %d failed; running its units one by one", len(units), exc_info=True)
-    results: list[Any] = []
-    for unit in units:
-        try:
-            results.append(_in_one_transaction([unit])[0])
-        except Exception as exc:
-            results.append(exc)
-    return results
+    return each_alone_if_it_fails(units, _in_one_transaction, "units of work")
 
 
 class WriteBatcher(GroupCommit[UnitOfWork, Any]):

@@ -122,32 +122,10 @@ def provider_phone(session: Session, provider: Provider) -> str | None:
     ).first()
 
 
-def family_phones(session: Session, elder_id: int) -> list[str]:
-    phones: list[str] = []
-    for _link, user in elder_service.family_of(session=session, elder_id=elder_id):
-        if user.active and user.phone and user.phone not in phones:
-            phones.append(user.phone)
-    return phones
-
-
 def _tell_family(
     session: Session, request: ServiceRequest, purpose: str, *, eta_minutes: int | None = None
 ) -> None:
-    elder = session.get(Elder, request.elder_id)
-    if elder is None:
-        return
-    provider = session.get(Provider, request.provider_id) if request.provider_id else None
-    body = family_text(purpose, request, elder, provider, eta_minutes=eta_minutes)
-    for phone in family_phones(session, request.elder_id):
-        queue_sms(
-            session,
-            to=phone,
-            body=body,
-            purpose=purpose,
-            audience="family",
-            request_id=request.id,
-            elder_id=request.elder_id,
-        )
+    _tell_families(session, [request], purpose, eta_minutes=eta_minutes)
 
 
 def _tell_provider(
@@ -263,8 +241,10 @@ def _providers(session: Session, ids: set[int]) -> dict[int | None, Provider]:
     return {p.id: p for p in session.exec(select(Provider).where(col(Provider.id).in_(ids)))} if ids else {}
 
 
-def _tell_families(session: Session, requests: Sequence[ServiceRequest], purpose: str) -> None:
-    """_tell_family() for many requests: the same texts, from one read of each table."""
+def _tell_families(
+    session: Session, requests: Sequence[ServiceRequest], purpose: str, *, eta_minutes: int | None = None
+) -> None:
+    """Text each request's relatives about it: one read each of elders, providers, relatives."""
     elders = _elders(session, {r.elder_id for r in requests})
     providers = _providers(session, {r.provider_id for r in requests if r.provider_id})
     phones = elder_service.family_phones_of(session=session, elder_ids=[r.elder_id for r in requests])
@@ -274,7 +254,7 @@ def _tell_families(session: Session, requests: Sequence[ServiceRequest], purpose
         if elder is None:
             continue
         provider = providers.get(request.provider_id) if request.provider_id else None
-        body = family_text(purpose, request, elder, provider)
+        body = family_text(purpose, request, elder, provider, eta_minutes=eta_minutes)
         for phone in phones.get(request.elder_id, []):
             messages.append(
                 Message(

@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 
 from dispatch.core import audit, outbox
 from dispatch.core.auth import Principal
-from dispatch.core.batching import GroupCommit
+from dispatch.core.batching import GroupCommit, each_alone_if_it_fails
 from dispatch.core.clock import utcnow
 from dispatch.core.db import session_scope
 from dispatch.core.errors import Conflict, DomainError, NotFound
@@ -167,19 +167,7 @@ def _in_one_transaction(items: list[AcceptItem]) -> list[RequestRead | BaseExcep
 
 def write_accepts(items: list[AcceptItem]) -> list[RequestRead | BaseException]:
     """Store a batch of accepts; if its transaction fails, each accept alone."""
-    try:
-        return _in_one_transaction(items)
-    except Exception as exc:
-        if len(items) == 1:
-            return [exc]
-        log.warning("an accept batch of %d failed; accepting one by one", len(items), exc_info=True)
-    results: list[RequestRead | BaseException] = []
-    for item in items:
-        try:
-            results.extend(_in_one_transaction([item]))
-        except Exception as exc:
-            results.append(exc)
-    return results
+    return each_alone_if_it_fails(items, _in_one_transaction, "accepts")
 
 
 class AcceptBatcher(GroupCommit[AcceptItem, RequestRead]):

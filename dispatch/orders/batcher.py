@@ -10,13 +10,9 @@ that one request can never take the others down with it.
 
 from __future__ import annotations
 
-import logging
-
-from dispatch.core.batching import GroupCommit
+from dispatch.core.batching import GroupCommit, each_alone_if_it_fails
 from dispatch.core.db import session_scope
 from dispatch.orders.intake import IntakeItem, Outcome, take_requests
-
-log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 
@@ -28,21 +24,7 @@ def _write(items: list[IntakeItem]) -> list[Outcome]:
 
 def write_batch(items: list[IntakeItem]) -> list[Outcome | BaseException]:
     """Store a batch; if its transaction fails, each request alone (its own error, or stored)."""
-    try:
-        return list(_write(items))
-    except Exception:
-        if len(items) == 1:
-            raise
-        log.warning(
-            "an intake batch of %d failed; writing its requests one by one", len(items), exc_info=True
-        )
-    results: list[Outcome | BaseException] = []
-    for item in items:
-        try:
-            results.append(_write([item])[0])
-        except Exception as exc:
-            results.append(exc)
-    return results
+    return each_alone_if_it_fails(items, _write, "intake requests")
 
 
 class IntakeBatcher(GroupCommit[IntakeItem, Outcome]):
