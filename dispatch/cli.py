@@ -65,6 +65,9 @@ def serve(
         # Console frames are small JSON sent to every console: compressing each one once per
         # connection cost more CPU than the fan-out itself (bench/load.py, py-spy).
         ws_per_message_deflate=False,
+        # uvicorn's websockets protocol that also lets the hub write each event's frame,
+        # encoded once, straight to every console (dispatch/console/wire.py).
+        ws="dispatch.console.wire:FrameProtocol",
     )
 
 

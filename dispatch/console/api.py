@@ -12,7 +12,8 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlmodel import col, select
 from starlette.websockets import WebSocketState
 
-from dispatch.console.hub import Client, EventHub, Frame, to_frame
+from dispatch.console.hub import CLOSE_TOO_SLOW, Client, EventHub, Frame, to_frame
+from dispatch.console.wire import WIRE
 from dispatch.core.auth import Principal, Role, principal_from_token
 from dispatch.core.config import get_settings
 from dispatch.core.db import new_session
@@ -25,7 +26,6 @@ router = APIRouter()
 
 REPLAY_PAGE = 1000
 CLOSE_POLICY = 1008  # authentication or origin refused
-CLOSE_TOO_SLOW = 1013  # "try again later": the client fell behind its queue bound
 CLOSE_TIMEOUT = 2.0
 
 
@@ -100,7 +100,8 @@ async def events(websocket: WebSocket, token: str = "", since: int = 0, elder_id
                 task.result()
     finally:
         hub.unregister(client)
-        if websocket.client_state == WebSocketState.CONNECTED:
+        closed_on_wire = client.wire is not None and not client.wire.open  # cut off there already
+        if websocket.client_state == WebSocketState.CONNECTED and not closed_on_wire:
             with contextlib.suppress(Exception):
                 code = CLOSE_TOO_SLOW if client.dropped else 1000
                 await asyncio.wait_for(websocket.close(code=code), timeout=CLOSE_TIMEOUT)
@@ -115,6 +116,21 @@ async def _send(websocket: WebSocket, client: Client, since: int) -> None:
             cursor = stored.seq
         if len(page) < REPLAY_PAGE:
             break
+    wire = websocket.scope.get("extensions", {}).get(WIRE)
+    if wire is not None:
+        # What went on the queue while the replay ran, then straight to the wire from now on:
+        # no await in between, so no frame can arrive out of order or fall in the gap.
+        backlog: list[Frame] = []
+        while not client.queue.empty():
+            frame = client.queue.get_nowait()
+            if frame is None or client.dropped:
+                return
+            if frame.seq > cursor:
+                backlog.append(frame)
+        client.go_direct(wire, cursor, backlog)
+        while await client.queue.get() is not None:
+            pass  # on the wire the queue only carries the hang-up
+        return
     while True:
         frame = await client.queue.get()
         if frame is None or client.dropped:

@@ -1,10 +1,13 @@
 """Live fan-out of the event log to websocket clients of this API process.
 
 The event table is the source; a Redis pub/sub ping only says "there is something new".
-One pump per process reads new rows once and puts each frame (serialised once) on the
-bounded queue of every client whose scope includes it. A client that does not keep up fills
-its queue and is cut off; it reconnects with `since=` and misses nothing. The pump also
-polls, so a lost ping (a Redis restart) only delays delivery.
+One pump per process reads new rows once and encodes each event's websocket frame once.
+A client whose replay is done and whose server offers a frame wire (`console/wire.py`, under
+`eldercare serve`) gets each batch of frames it wants in one write of those same bytes; any
+other client has them put on its bounded queue for its sender. A client that does not keep
+up — more than WS_CLIENT_QUEUE frames waiting, in its queue or (by their mean size) written
+but not yet received — is cut off; it reconnects with `since=` and misses nothing. The
+pump also polls, so a lost ping (a Redis restart) only delays delivery.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
+from dispatch.console.wire import FrameWire, encode_text
 from dispatch.core.auth import Principal, Role
 from dispatch.core.config import get_settings
 from dispatch.core.db import new_session
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 FETCH_LIMIT = 2000
+CLOSE_TOO_SLOW = 1013  # "try again later": the client fell behind its bound
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class Frame:
     elder_id: int | None
     provider_id: int | None
     text: str
+    data: bytes  # `text` as one websocket frame, the same bytes for every client
 
 
 @dataclass(eq=False)
@@ -51,6 +57,12 @@ class Client:
     dropped: bool = False
     # Set by the endpoint: hangs up even while a send is blocked on a client that stopped reading.
     hang_up: Callable[[], object] | None = None
+    # Set once the replay is done, where the server offers one: frames are written straight to it.
+    wire: FrameWire | None = None
+    # On the wire: the last seq written (the replay may have sent what the pump still holds).
+    sent_seq: int = 0
+    _wrote_bytes: int = 0
+    _wrote_frames: int = 0
 
     def wants(self, frame: Frame) -> bool:
         if self.only_elder is not None and frame.elder_id != self.only_elder:
@@ -62,17 +74,56 @@ class Client:
             return frame.elder_id in self.elder_ids
         return True
 
+    def deliver(self, frames: list[Frame]) -> None:
+        """Frames this client wants, in order: one write on its wire, else onto its queue."""
+        if self.dropped or not frames:
+            return
+        if self.wire is None:
+            for frame in frames:
+                self.offer(frame)
+            return
+        if frames[0].seq <= self.sent_seq:
+            frames = [frame for frame in frames if frame.seq > self.sent_seq]
+        if frames:
+            self._write(frames)
+
     def offer(self, frame: Frame) -> None:
         if self.dropped:
             return
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
-            # Too slow: cut it off rather than let it hold memory or stall the others.
-            self.dropped = True
-            self.close()
-            if self.hang_up is not None:
-                self.hang_up()
+            self.cut_off()  # too slow: rather than let it hold memory or stall the others
+
+    def go_direct(self, wire: FrameWire, sent_seq: int, backlog: list[Frame]) -> None:
+        """From now on frames after `sent_seq` go straight to `wire`, after the `backlog` the
+        queue held (frames after `sent_seq`, in order)."""
+        self.wire = wire
+        self.sent_seq = sent_seq
+        if backlog:
+            self._write(backlog)
+
+    def _write(self, frames: list[Frame]) -> None:
+        assert self.wire is not None
+        data = frames[0].data if len(frames) == 1 else b"".join(f.data for f in frames)
+        if not self.wire.write(data):
+            self.close()  # the connection is closing: the sender ends, the endpoint cleans up
+            return
+        self.sent_seq = frames[-1].seq
+        self._wrote_bytes += len(data)
+        self._wrote_frames += len(frames)
+        # The bound is in frames, as for the queue: bytes unread over the mean frame size.
+        if self.wire.unread() * self._wrote_frames > self.queue.maxsize * self._wrote_bytes:
+            self.cut_off()
+
+    def cut_off(self) -> None:
+        """Hang up on a client that fell more than its bound behind (it resumes with since=)."""
+        self.dropped = True
+        if self.wire is not None:
+            self.wire.close(CLOSE_TOO_SLOW, "too slow: reconnect with since=")
+        self.close()
+        if self.hang_up is not None:
+            self.hang_up()
 
     def close(self) -> None:
         """Tell the sender to hang up (None jumps the queue if it is full)."""
@@ -84,7 +135,8 @@ class Client:
 
 def to_frame(event: Event) -> Frame:
     assert event.seq is not None
-    return Frame(event.seq, event.elder_id, event.provider_id, event.to_json())
+    text = event.to_json()
+    return Frame(event.seq, event.elder_id, event.provider_id, text, encode_text(text))
 
 
 class EventHub:
@@ -174,12 +226,10 @@ class EventHub:
             events = await asyncio.to_thread(self._fetch, self.last_seq)
             if not events:
                 return
-            for event in events:
-                frame = to_frame(event)
-                self.last_seq = frame.seq
-                for client in list(self.clients):
-                    if client.wants(frame):
-                        client.offer(frame)
+            frames = [to_frame(event) for event in events]
+            self.last_seq = frames[-1].seq
+            for client in list(self.clients):
+                client.deliver([frame for frame in frames if client.wants(frame)])
             if len(events) < FETCH_LIMIT:
                 return
 
