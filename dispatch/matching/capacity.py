@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import ColumnElement, case, func, literal_column, or_, select, text
 from sqlmodel import Session, col
 
 from dispatch.core.clock import utcnow
@@ -103,28 +104,42 @@ def request_info(
 def load_holdings(
     session: Session, provider_ids: Collection[int] | None = None, *, exclude_offer_id: int | None = None
 ) -> list[Holding]:
-    """Assigned, in-service and (recent) completed jobs, and pending offers (but `exclude_offer_id`)."""
-    # Plain columns, not ORM objects: the matcher reads every holding of the district each run.
+    """Assigned, in-service and (recent) completed jobs, and pending offers (but
+    `exclude_offer_id`), counted in SQL: one row per group of holdings that take the same unit
+    of capacity, so that the matcher's cost follows the district's pools, not its open jobs.
+
+    Holdings of a home-care provider are one pool whatever their window; other providers'
+    pools are per day, so their holdings are grouped by their exact window start (any start
+    of a group gives its day)."""
     since = utcnow() - _DAILY_LOOKBACK
-    r = ServiceRequest
-    jobs = select(
-        r.provider_id,
-        r.caregiver_id,
-        r.kind,
-        r.window_start,
-        r.details,
-        r.status,  # type: ignore[call-overload]
-    ).where(
-        col(r.provider_id).is_not(None),
-        or_(
-            col(r.status).in_(["assigned", "in_service"]),
-            (col(r.status) == "completed") & (col(r.window_start) >= since),
-        ),
+    r, p = ServiceRequest, Provider
+    slot = _json_text(session, f"{r.__tablename__}.details", "slot")
+    window = case((col(p.kind) == "home_care", None), else_=col(r.window_start))
+    jobs = (
+        select(
+            r.provider_id,
+            r.caregiver_id,
+            r.kind,
+            func.min(r.window_start),
+            slot,
+            r.status,
+            func.count(),
+        )  # type: ignore[call-overload]
+        .join(p, col(p.id) == r.provider_id)
+        .where(
+            or_(
+                col(r.status).in_(["assigned", "in_service"]),
+                (col(r.status) == "completed") & (col(r.window_start) >= since),
+            ),
+        )
+        .group_by(r.provider_id, r.caregiver_id, r.kind, slot, r.status, window)
     )
     pending = (
-        select(Offer.provider_id, Offer.caregiver_id, r.kind, r.window_start, r.details)  # type: ignore[call-overload]
+        select(Offer.provider_id, Offer.caregiver_id, r.kind, func.min(r.window_start), slot, func.count())  # type: ignore[call-overload]
         .join(r, col(r.id) == Offer.request_id)
+        .join(p, col(p.id) == Offer.provider_id)
         .where(col(Offer.status) == OfferStatus.PENDING)
+        .group_by(Offer.provider_id, Offer.caregiver_id, r.kind, slot, window)
     )
     if provider_ids is not None:
         jobs = jobs.where(col(r.provider_id).in_(list(provider_ids)))
@@ -132,14 +147,23 @@ def load_holdings(
     if exclude_offer_id is not None:
         pending = pending.where(col(Offer.id) != exclude_offer_id)
     out = [
-        Holding(provider_id or 0, caregiver_id, kind, start, (details or {}).get("slot"), status)
-        for provider_id, caregiver_id, kind, start, details, status in session.execute(jobs)
+        Holding(provider_id, caregiver_id, kind, start, slot_, status, count)
+        for provider_id, caregiver_id, kind, start, slot_, status, count in session.execute(jobs)
     ]
     out += [
-        Holding(provider_id, caregiver_id, kind, start, (details or {}).get("slot"), "pending")
-        for provider_id, caregiver_id, kind, start, details in session.execute(pending)
+        Holding(provider_id, caregiver_id, kind, start, slot_, "pending", count)
+        for provider_id, caregiver_id, kind, start, slot_, count in session.execute(pending)
     ]
     return out
+
+
+def _json_text(session: Session, column: str, key: str) -> ColumnElement[Any]:
+    """The JSON `column`'s `key` as text, written out in the SQL rather than bound as a
+    parameter, so that PostgreSQL sees the same expression in SELECT and GROUP BY."""
+    assert key.isidentifier()
+    if session.get_bind().dialect.name == "postgresql":
+        return literal_column(f"{column}->>'{key}'")
+    return literal_column(f"json_extract({column}, '$.{key}')")
 
 
 def lock_providers(session: Session, provider_ids: Collection[int]) -> None:

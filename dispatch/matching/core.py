@@ -104,6 +104,8 @@ class Holding:
     window_start: datetime
     slot: str | None
     status: str
+    # How many alike holdings this one stands for (the database counts them: capacity.py).
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -175,11 +177,11 @@ class Usage:
             if provider is None or not holds(provider, h):
                 continue
             key = (h.provider_id, capacity_key(provider, h.request_kind, h.window_start, h.slot))
-            self.used[key] += 1
+            self.used[key] += h.count
             if h.status == "pending":
-                self.held[key] += 1
+                self.held[key] += h.count
             if h.caregiver_id is not None and h.status in HOLDING_STATUSES_OPEN | {"pending"}:
-                self.caregiver_jobs[h.caregiver_id] += 1
+                self.caregiver_jobs[h.caregiver_id] += h.count
 
     def take_unit(self, provider_id: int, key: CapacityKey, caregiver_id: int | None) -> None:
         """Take one unit of a pool whose key the caller already knows (the batch does)."""
