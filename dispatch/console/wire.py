@@ -85,12 +85,17 @@ class FrameWire:
         p.close_timer = p.loop.call_later(p.close_timeout, p.transport.abort)
 
 
+# What FrameWire uses of uvicorn's protocol (uvicorn >= 0.52.1, pinned in pyproject.toml). A
+# uvicorn without one of them gets no wire: the endpoint then sends through ASGI, as elsewhere.
+_USES = ("conn", "transport", "close_sent", "queue", "read_paused", "loop", "close_timeout", "close_timer")
+
+
 class FrameProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websockets protocol, offering a `FrameWire` to the app (`serve --ws`)."""
+    """uvicorn's websockets protocol, offering a `FrameWire` to the app (`eldercare serve`)."""
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         # The app's task is created but has not run yet: the scope can still be added to.
         scope = getattr(self, "scope", None)
-        if scope is not None and not self.conn.extensions:
+        if scope is not None and not self.conn.extensions and all(hasattr(self, a) for a in _USES):
             scope["extensions"][WIRE] = FrameWire(self)
