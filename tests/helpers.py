@@ -3,7 +3,10 @@ and waiting on a condition with a deadline (never sleeping and hoping)."""
 
 from __future__ import annotations
 
+import base64
 import itertools
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -61,6 +64,21 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
         time.sleep(interval)
+
+
+def never_reading_websocket(base: str, token: str) -> socket.socket:
+    """A console that opens the websocket (a small receive buffer) and then never reads a byte."""
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (f"GET /ws/events?token={token} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+    )  # fmt: skip
+    assert b"101" in sock.recv(12)
+    return sock
 
 
 def make_user(role: Role, username: str | None = None, password: str = "password-123", **extra: Any) -> str:

@@ -5,9 +5,7 @@ while the others keep receiving."""
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ from dispatch.core.auth import Role
 from dispatch.core.config import get_settings
 from dispatch.core.db import session_scope
 from dispatch.core.events import Event, emit
-from tests.helpers import ELDER, Api, make_user, wait_for
+from tests.helpers import ELDER, Api, make_user, never_reading_websocket, wait_for
 
 
 def _free_port() -> int:
@@ -172,20 +170,6 @@ def test_a_console_gets_only_frames_of_its_scope_on_the_wire(live: LiveApi) -> N
     assert seqs == [seq for seq in _event_log(mine) if seq > since]
 
 
-def _never_reading_console(base: str, token: str) -> socket.socket:
-    host, port = base.removeprefix("http://").split(":")
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((host, int(port)))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (f"GET /ws/events?token={token} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
-    )  # fmt: skip
-    assert b"101" in sock.recv(12)
-    return sock
-
-
 def test_a_console_that_stops_reading_is_closed_1013_and_the_others_keep_up(
     live: LiveApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -193,7 +177,7 @@ def test_a_console_that_stops_reading_is_closed_1013_and_the_others_keep_up(
     get_settings.cache_clear()  # clients made from now on have a bound of 20 frames
     with httpx.Client(base_url=live.base) as http:
         token = Api(http).login(make_user(Role.OPERATOR))
-    stalled_socket = _never_reading_console(live.base, token)
+    stalled_socket = never_reading_websocket(live.base, token)
     stalled = wait_for(
         lambda: next((c for c in live.hub.clients if c.wire is not None), None),
         what="the stalled one on the wire",

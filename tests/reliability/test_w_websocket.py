@@ -5,11 +5,8 @@ keep receiving, and the API's memory stays flat."""
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import random
-import socket
 import threading
 from pathlib import Path
 
@@ -21,7 +18,7 @@ from websockets.sync.client import connect
 
 from dispatch.core.db import session_scope
 from dispatch.core.events import Event
-from tests.helpers import wait_for
+from tests.helpers import never_reading_websocket, wait_for
 from tests.reliability.harness import Http, Record, build_world, cluster, post_requests
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e]
@@ -95,21 +92,6 @@ def test_w1_consoles_that_drop_and_resume_miss_nothing(fault_env: dict[str, str]
         assert console.seqs == log, "a console's events differ from the log (gap, duplicate or reorder)"
 
 
-def _raw_websocket(base: str, token: str) -> socket.socket:
-    """A console that opens the websocket and then never reads a byte."""
-    host, port = base.removeprefix("http://").split(":")
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((host, int(port)))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (f"GET /ws/events?token={token} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
-    )  # fmt: skip
-    assert b"101" in sock.recv(12)
-    return sock
-
-
 def test_w2_a_console_that_never_reads_is_cut_off_and_stalls_nobody(
     fault_env: dict[str, str], logs: Path
 ) -> None:
@@ -119,7 +101,7 @@ def test_w2_a_console_that_never_reads_is_cut_off_and_stalls_nobody(
         http = Http(base)
         token = http.token(world.operator)
         api = psutil.Process(c.procs["api"].process.pid)  # type: ignore[union-attr]
-        stalled = _raw_websocket(base, token)
+        stalled = never_reading_websocket(base, token)
         reader = Console([base], token, disconnects=0, seed=1)
         reader.start()
         rss_before = api.memory_info().rss
