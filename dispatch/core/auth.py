@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-import anyio
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from dispatch.core.batching import GroupCommit
 from dispatch.core.clock import utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.db import new_session
@@ -184,54 +184,35 @@ def _load_principals(tokens: list[str]) -> list[Principal | Unauthorized]:
         return principals_from_tokens(session, tokens)
 
 
-class _PrincipalLoads:
+class _PrincipalLoads(GroupCommit[str, Principal | Unauthorized]):
     """Callers not remembered are read together: those that arrive while a read runs go in the
     next one, one thread hop and one query for all (a provider's token is remembered only
     briefly, and under load its misses were 12 % of the API's CPU, one session each)."""
 
-    def __init__(self) -> None:
-        self._waiting: dict[str, asyncio.Future[Principal]] = {}
-        self._reader: asyncio.Task[None] | None = None
+    max_batch = 512
 
-    async def load(self, token: str) -> Principal:
-        future = self._waiting.get(token)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            future.add_done_callback(_retrieved)
-            self._waiting[token] = future
-            if self._reader is None or self._reader.done():
-                self._reader = asyncio.create_task(self._read())
-        return await asyncio.shield(future)
-
-    async def _read(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, {}
-            try:
-                found = await anyio.to_thread.run_sync(_load_principals, list(batch))
-            except Exception as exc:  # the database is unreachable: each caller gets the error
-                found = [exc] * len(batch)  # type: ignore[list-item]
-            for future, result in zip(batch.values(), found, strict=True):
-                if future.done():
-                    continue
-                if isinstance(result, BaseException):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
-
-
-def _retrieved(future: asyncio.Future[Principal]) -> None:
-    if not future.cancelled():
-        future.exception()  # seen here, so a caller that went away leaves no warning in the log
+    def _write(self, items: list[str]) -> list[Principal | Unauthorized | BaseException]:
+        return list(_load_principals(items))
 
 
 _loads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _PrincipalLoads] = weakref.WeakKeyDictionary()
 
 
-def _loads_of_this_loop() -> _PrincipalLoads:
+async def _load(token: str) -> Principal:
+    loads = await _loads_of_this_loop()
+    found = await loads.submit(token)
+    if isinstance(found, Unauthorized):
+        raise found
+    return found
+
+
+async def _loads_of_this_loop() -> _PrincipalLoads:
+    """One reader per event loop, started on first use; it ends with its loop."""
     loop = asyncio.get_running_loop()
     loads = _loads.get(loop)
     if loads is None:
         loads = _loads[loop] = _PrincipalLoads()
+        await loads.start()
     return loads
 
 
@@ -249,7 +230,7 @@ async def current_principal(request: Request) -> Principal:
     if cached is not None and cached[0] > now:
         principal = cached[1]
     else:
-        principal = await _loads_of_this_loop().load(token)
+        principal = await _load(token)
         if len(_principals) >= _PRINCIPAL_CACHE_MAX:
             _principals.clear()
         # Never past the token's own expiry (checked again on the next load).

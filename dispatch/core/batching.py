@@ -4,8 +4,9 @@ The writer takes everything waiting (up to `max_batch`), writes it with `_write`
 of its own, and answers each caller once the batch committed: with its result, or with its
 own error. While a batch is being written the next one gathers, so a quiet process answers
 at once and a busy one commits many items per transaction instead of queueing them behind
-SQLite's single write lock. Used by intake (`orders/batcher.py`) and by the API's short
-write units of work (`core/writer.py`).
+SQLite's single write lock. Used by intake (`orders/batcher.py`), the API's short write units
+of work (`core/writer.py`) and accepts (`orders/accepts.py`); and, for reads, by the lookup
+of callers' accounts (`core/auth.py`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ while the others keep receiving."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -23,13 +22,8 @@ from dispatch.core.auth import Role
 from dispatch.core.config import get_settings
 from dispatch.core.db import session_scope
 from dispatch.core.events import Event, emit
+from dispatch.core.redis import free_port
 from tests.helpers import ELDER, Api, make_user, never_reading_websocket, wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LiveApi:
@@ -39,7 +33,7 @@ class LiveApi:
         from dispatch.app import create_app
 
         self.app = create_app()
-        self.port = _free_port()
+        self.port = free_port()
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
