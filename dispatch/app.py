@@ -15,6 +15,7 @@ from dispatch.console.hub import EventHub
 from dispatch.core import health
 from dispatch.core.audit_api import router as audit_router  # issue 6: the audit log for admins
 from dispatch.core.errors import ERROR_RESPONSES, install_error_handlers
+from dispatch.core.hotpaths import HotPathsApp
 from dispatch.core.middleware import SecurityHeaders
 from dispatch.core.writer import WriteBatcher
 from dispatch.elders.api import router as elders_router
@@ -22,6 +23,7 @@ from dispatch.field.api import router as field_router  # issue 4
 from dispatch.matching.api import router as matching_router  # matching (issue 8): refused providers
 from dispatch.notify.api import router as messages_router
 from dispatch.orders.accepts import AcceptBatcher
+from dispatch.orders.api import HOT_ROUTES
 from dispatch.orders.api import router as orders_router
 from dispatch.orders.batcher import IntakeBatcher
 from dispatch.orders.candidates import router as candidates_router
@@ -64,8 +66,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.stop()
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(
+def create_app(*, hot_paths: bool = True) -> FastAPI:
+    """The API. `hot_paths=False` serves every request through FastAPI alone (the hot paths'
+    parity test compares the two)."""
+    app = HotPathsApp(
         title="Jinghai elderly-care dispatch",
         version="0.1.0",
         description="Requests from elders and families, matched to day-care centers, canteens and home care.",
@@ -100,4 +104,6 @@ def create_app() -> FastAPI:
 
     app.include_router(web_router)
     mount_static(app)
+    if hot_paths:
+        app.serve_hot(HOT_ROUTES)
     return app

@@ -224,19 +224,24 @@ async def current_principal(request: Request) -> Principal:
     and with every thread waiting for that same lock the API stalls until the busy timeout
     (found by bench/load.py at 64 concurrent clients). So the request's session starts inside
     the endpoint, which runs to its commit without waiting for anything else."""
-    token = _bearer(request)
+    principal = await principal_of_token(_bearer(request))
+    request.state.principal = principal
+    return principal
+
+
+async def principal_of_token(token: str) -> Principal:
+    """Whose token this is: remembered for PRINCIPAL_CACHE_SECONDS, else read (together with
+    the other callers not remembered); Unauthorized if it is invalid, expired or disabled."""
     now = time.monotonic()
     cached = _principals.get(token)
     if cached is not None and cached[0] > now:
-        principal = cached[1]
-    else:
-        principal = await _load(token)
-        if len(_principals) >= _PRINCIPAL_CACHE_MAX:
-            _principals.clear()
-        # Never past the token's own expiry (checked again on the next load).
-        expires = _token_expiry(token) - time.time() + now
-        _principals[token] = (min(now + PRINCIPAL_CACHE_SECONDS, expires), principal)
-    request.state.principal = principal
+        return cached[1]
+    principal = await _load(token)
+    if len(_principals) >= _PRINCIPAL_CACHE_MAX:
+        _principals.clear()
+    # Never past the token's own expiry (checked again on the next load).
+    expires = _token_expiry(token) - time.time() + now
+    _principals[token] = (min(now + PRINCIPAL_CACHE_SECONDS, expires), principal)
     return principal
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError
 
@@ -78,14 +78,45 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+_UNSTORABLE = {
+    "detail": "a value cannot be stored (e.g. a NUL character, or a number out of range)",
+    "error": "Unprocessable",
+}
+
+
+def render_error(exc: BaseException) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+    """How a domain error (or a value the database refused) is answered: status, JSON body and
+    headers, the same bytes JSONResponse would send; None for anything else (a server error).
+    The app's handlers below and the hot paths (core/hotpaths.py) both answer with this."""
+    if isinstance(exc, DomainError):
+        status, content = exc.status_code, {"detail": exc.detail, "error": type(exc).__name__}
+        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (exc.headers or {}).items()]
+    elif isinstance(exc, DataError):
+        # The database refused a value the schemas let through (a NUL character, which
+        # PostgreSQL text cannot hold; a number out of a column's range): bad input, not a
+        # server error. The transaction is rolled back by the session's owner.
+        log.info("refused by the database: %s", type(exc.orig).__name__)
+        status, content, headers = 422, _UNSTORABLE, []
+    else:
+        return None
+    body = JSONResponse(content).body
+    return status, bytes(body), [(b"content-type", b"application/json"), *headers]
+
+
+def _answer(exc: BaseException) -> Response:
+    rendered = render_error(exc)
+    assert rendered is not None
+    status, body, headers = rendered
+    response = Response(body, status_code=status, media_type="application/json")
+    for key, value in headers[1:]:
+        response.headers.append(key.decode("latin-1"), value.decode("latin-1"))
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": exc.detail, "error": type(exc).__name__},
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
+    async def _domain_error(_request: Request, exc: DomainError) -> Response:
+        return _answer(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_input(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -95,13 +126,5 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(DataError)
-    async def _unstorable(_request: Request, exc: DataError) -> JSONResponse:
-        # The database refused a value the schemas let through (a NUL character, which
-        # PostgreSQL text cannot hold; a number out of a column's range): bad input, not a
-        # server error. The transaction is rolled back by the session's owner.
-        log.info("refused by the database: %s", type(exc.orig).__name__)
-        return JSONResponse(
-            {"detail": "a value cannot be stored (e.g. a NUL character, or a number out of range)",
-             "error": "Unprocessable"},
-            status_code=422,
-        )  # fmt: skip
+    async def _unstorable(_request: Request, exc: DataError) -> Response:
+        return _answer(exc)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
+from starlette.types import ASGIApp
 
 from dispatch.core import audit
 from dispatch.core.auth import CurrentPrincipal, Principal, Role, require_roles
 from dispatch.core.db import SessionDep
+from dispatch.core.hotpaths import HotCall, HotRoute, NotHot
 from dispatch.core.validation import MAX_INT, IdPath, IdQuery, Offset, Township
 from dispatch.core.writer import writer_of
 from dispatch.orders import offers as offer_service
@@ -24,10 +26,12 @@ from dispatch.orders.schemas import AssignBody, CancelBody, DeclineBody, OfferRe
 
 router = APIRouter(tags=["requests"])
 
-Intake = Annotated[Principal, require_roles(Role.OPERATOR, Role.FAMILY, Role.ADMIN)]
+INTAKE_ROLES = frozenset({Role.OPERATOR, Role.FAMILY, Role.ADMIN})
+ACCEPT_ROLES = frozenset({Role.PROVIDER})
+Intake = Annotated[Principal, require_roles(*INTAKE_ROLES)]
 Dispatcher = Annotated[Principal, require_roles(Role.OPERATOR, Role.ADMIN)]
 Canceller = Annotated[Principal, require_roles(Role.OPERATOR, Role.ADMIN, Role.FAMILY)]
-ProviderOnly = Annotated[Principal, require_roles(Role.PROVIDER)]
+ProviderOnly = Annotated[Principal, require_roles(*ACCEPT_ROLES)]
 OfferReader = Annotated[Principal, require_roles(Role.PROVIDER, Role.OPERATOR, Role.ADMIN, Role.MANAGER)]
 
 
@@ -47,17 +51,24 @@ async def create_request(
     """Take a request: committed with its first event and the job that matches it, answered 202.
 
     Handed to the process's intake batcher, which commits what arrives together in one
-    transaction and answers each request once its transaction committed."""
-    batcher: IntakeBatcher = request.app.state.intake
-    outcome = await batcher.submit(
-        IntakeItem(principal, request_in, idempotency_key, client=audit.client_of(request))
-    )
+    transaction and answers each request once its transaction committed. (Well-formed
+    requests come in the short way, `HOT_ROUTES` below; this route answers the others.)"""
+    status, read = await take(request.app, principal, request_in, idempotency_key, audit.client_of(request))
+    response.status_code = status
+    return read
+
+
+async def take(
+    app: ASGIApp, principal: Principal, request_in: RequestCreate, key: str | None, client: str
+) -> tuple[int, RequestRead]:
+    """The intake's work, whichever way the request came in: 202 and the request taken, or
+    200 and the first answer again for a known Idempotency-Key; a DomainError otherwise."""
+    batcher: IntakeBatcher = app.state.intake  # type: ignore[attr-defined]
+    outcome = await batcher.submit(IntakeItem(principal, request_in, key, client=client))
     if outcome.error is not None:
         raise outcome.error
-    if outcome.replayed:
-        response.status_code = 200
     assert outcome.read is not None
-    return outcome.read
+    return (200 if outcome.replayed else 202), outcome.read
 
 
 @router.get("/api/requests", response_model=list[RequestRead])
@@ -141,8 +152,12 @@ async def accept_offer(offer_id: IdPath, http: Request, principal: ProviderOnly)
 
     Handed to the process's accept batcher, which writes the accepts that arrive together
     set-wise in one transaction and answers each once it committed (orders/accepts.py)."""
-    batcher: AcceptBatcher = http.app.state.accepts
-    read: RequestRead = await batcher.submit(AcceptItem(principal, offer_id, audit.client_of(http)))
+    return await accept(http.app, principal, offer_id, audit.client_of(http))
+
+
+async def accept(app: ASGIApp, principal: Principal, offer_id: int, client: str) -> RequestRead:
+    batcher: AcceptBatcher = app.state.accepts  # type: ignore[attr-defined]
+    read: RequestRead = await batcher.submit(AcceptItem(principal, offer_id, client))
     return read
 
 
@@ -192,3 +207,24 @@ def direct_offer(
         session=session,
     )
     return read
+
+
+# ---- the short way in (core/hotpaths.py) for the two routes that carry the load -----------
+
+
+async def _take_hot(call: HotCall) -> tuple[int, BaseModel]:
+    try:
+        request_in = RequestCreate.model_validate(call.json())
+    except ValidationError:
+        raise NotHot from None  # FastAPI answers 422 with its own field errors
+    return await take(call.app, call.principal, request_in, call.header(b"idempotency-key"), call.client)
+
+
+async def _accept_hot(call: HotCall) -> tuple[int, BaseModel]:
+    return 200, await accept(call.app, call.principal, call.ids["offer_id"], call.client)
+
+
+HOT_ROUTES = (
+    HotRoute("POST", "/api/requests", INTAKE_ROLES, _take_hot),
+    HotRoute("POST", "/api/offers/{offer_id}/accept", ACCEPT_ROLES, _accept_hot),
+)

@@ -24,7 +24,7 @@ from sqlmodel import Session, col
 
 from dispatch.core import audit
 from dispatch.core.auth import Principal, Role
-from dispatch.core.clock import LOCAL_TZ, local, utcnow
+from dispatch.core.clock import LOCAL_TZ, as_utc, local, utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.errors import BadRequest, Conflict, DomainError, NotFound, Unprocessable
 from dispatch.core.events import Event, lock_event_order, note_emitted
@@ -357,8 +357,9 @@ def _read(request_id: int, row: dict[str, Any], seq: int, now: datetime) -> Requ
         updated_at=now,
         timeline=[TimelineEntry(seq=seq, type="request.created", status=RequestStatus.QUEUED.value, at=now)],
         details=RequestDetailsRead.model_validate(row["details"]),
-        window_start=row["window_start"],
-        window_end=row["window_end"],
+        # As stored and read back (UTC), whatever zone the window was given or picked in.
+        window_start=as_utc(row["window_start"]),
+        window_end=as_utc(row["window_end"]),
         note=row["note"],
         township=row["township"],
         escalation_reason=None,
