@@ -52,9 +52,7 @@ def _same(hot: Any, plain: Any) -> None:
         assert hot.headers.get(name) == plain.headers.get(name), name
 
 
-def _both(
-    client: TestClient, plain: TestClient, method: str, path: str, **kwargs: Any
-) -> tuple[Any, Any]:
+def _both(client: TestClient, plain: TestClient, method: str, path: str, **kwargs: Any) -> tuple[Any, Any]:
     before = _state()
     hot_answer = client.request(method, path, **kwargs)
     assert _state() == before, "a refused request changed something"
@@ -80,8 +78,14 @@ def test_refused_requests_get_fastapis_own_answers(api: Api, client: TestClient,
         ("basic auth", {"json": body, "headers": {"Authorization": "Basic b3A6cHc="}}),
         ("provider may not file", {"json": body, "headers": _auth(api, w["provider_user"])}),
         ("manager may not file", {"json": body, "headers": _auth(api, w["manager"])}),
-        ("malformed JSON", {"content": b'{"elder_id": 1,', "headers": {**op, "Content-Type": "application/json"}}),
-        ("not UTF-8", {"content": b'{"note": "\xff"}', "headers": {**op, "Content-Type": "application/json"}}),
+        (
+            "malformed JSON",
+            {"content": b'{"elder_id": 1,', "headers": {**op, "Content-Type": "application/json"}},
+        ),
+        (
+            "not UTF-8",
+            {"content": b'{"note": "\xff"}', "headers": {**op, "Content-Type": "application/json"}},
+        ),
         ("text/plain", {"content": json.dumps(body), "headers": {**op, "Content-Type": "text/plain"}}),
         ("no content type", {"content": json.dumps(body), "headers": op}),
         ("empty body", {"content": b"", "headers": {**op, "Content-Type": "application/json"}}),
@@ -143,9 +147,9 @@ def test_taken_requests_read_back_as_answered(api: Api, client: TestClient, plai
     other = plain.post("/api/requests", json=body, headers=op)
     assert other.status_code == 202
     assert set(other.json()) == set(first.json())
-    assert {k: v for k, v in other.json().items() if k in ("kind", "details", "note", "status", "township")} == {
-        k: v for k, v in first.json().items() if k in ("kind", "details", "note", "status", "township")
-    }
+    assert {
+        k: v for k, v in other.json().items() if k in ("kind", "details", "note", "status", "township")
+    } == {k: v for k, v in first.json().items() if k in ("kind", "details", "note", "status", "township")}
 
 
 def test_accepts_alike_both_ways(api: Api, client: TestClient, plain: TestClient) -> None:

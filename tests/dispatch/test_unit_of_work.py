@@ -23,7 +23,9 @@ from tests.processes import running_platform
 
 
 @pytest.mark.parametrize("hot_paths", [True, False], ids=["short way", "FastAPI"])
-def test_the_commit_happens_before_the_answer_is_sent(monkeypatch: pytest.MonkeyPatch, hot_paths: bool) -> None:
+def test_the_commit_happens_before_the_answer_is_sent(
+    monkeypatch: pytest.MonkeyPatch, hot_paths: bool
+) -> None:
     """A client that got 202 may rely on the request being stored: the transaction commits
     before the response starts, not after it was sent (both ways in: core/hotpaths.py)."""
     order: list[str] = []
