@@ -16,7 +16,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from dispatch.core.clock import utcnow
@@ -44,6 +43,9 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=32)
     what: str = Field(default="", max_length=200)
     client: str = Field(default="", max_length=64)
+
+
+_INSERT_ENTRIES = AuditEntry.__table__.insert()  # type: ignore[attr-defined]
 
 
 def client_of(connection: HTTPConnection | None) -> str:
@@ -141,7 +143,7 @@ def record_changes(session: Session, changes: Sequence[tuple[Principal | None, s
                 "client": (client or owner_client)[:64],
             }
         )
-    session.execute(insert(AuditEntry), rows)
+    session.connection().execute(_INSERT_ENTRIES, rows)  # Core: the ORM's bulk insert costs more per row
 
 
 def search(

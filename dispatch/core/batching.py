@@ -34,20 +34,25 @@ class _Waiting(Generic[Item, Result]):
 
 
 def each_alone_if_it_fails(
-    items: list[Item], write: Callable[[list[Item]], Sequence[Result | BaseException]], what: str
+    items: list[Item],
+    write: Callable[[list[Item]], Sequence[Result | BaseException]],
+    what: str,
+    alone: Callable[[list[Item]], Sequence[Result | BaseException]] | None = None,
 ) -> list[Result | BaseException]:
     """`write(items)` as one transaction; if that fails as a whole (a database error), each
-    item again in a transaction of its own, so that one item can never take the others down."""
+    item again in a transaction of its own (`alone`, else `write`), so that one item can never
+    take the others down."""
+    alone = alone or write
     try:
         return list(write(items))
     except Exception as exc:
-        if len(items) == 1:
+        if len(items) == 1 and alone is write:
             return [exc]
         log.warning("a batch of %d %s failed; writing them one by one", len(items), what, exc_info=True)
     results: list[Result | BaseException] = []
     for item in items:
         try:
-            results.append(write([item])[0])
+            results.append(alone([item])[0])
         except Exception as exc:
             results.append(exc)
     return results

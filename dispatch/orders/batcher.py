@@ -1,30 +1,39 @@
 """The API process's intake writer: group commit for `POST /api/requests`.
 
 Each request handler hands its checked request to the batcher and waits; the batcher
-(`core/batching.py`) stores everything waiting in one transaction (`intake.take_requests`)
-and answers every handler once that transaction committed.
+(`core/batching.py`) stores everything waiting in one transaction and answers every handler
+once that transaction committed. The batch's reads (its keys, its elders) are done before the
+write transaction, so that SQLite's one write lock is held for the inserts alone.
 
-A batch that fails as a whole (a database error) is written again one request at a time, so
-that one request can never take the others down with it.
+A batch that fails as a whole (a database error, or a key first used by someone else between
+the reads and the inserts) is written again one request at a time, each read and written in
+one transaction (`intake.take_requests`), so that one request can never take the others down.
 """
 
 from __future__ import annotations
 
 from dispatch.core.batching import GroupCommit, each_alone_if_it_fails
 from dispatch.core.db import session_scope
-from dispatch.orders.intake import IntakeItem, Outcome, take_requests
+from dispatch.orders.intake import IntakeItem, Outcome, check_requests, store_checked, take_requests
 
 MAX_BATCH = 256
 
 
 def _write(items: list[IntakeItem]) -> list[Outcome]:
+    with session_scope(write=False) as reading:
+        checked = check_requests(reading, items)
+    with session_scope() as session:
+        return store_checked(session, checked)
+
+
+def _write_alone(items: list[IntakeItem]) -> list[Outcome]:
     with session_scope() as session:
         return take_requests(session, items)
 
 
 def write_batch(items: list[IntakeItem]) -> list[Outcome | BaseException]:
     """Store a batch; if its transaction fails, each request alone (its own error, or stored)."""
-    return each_alone_if_it_fails(items, _write, "intake requests")
+    return each_alone_if_it_fails(items, _write, "intake requests", alone=_write_alone)
 
 
 class IntakeBatcher(GroupCommit[IntakeItem, Outcome]):

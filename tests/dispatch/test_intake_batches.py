@@ -160,10 +160,10 @@ def test_a_batch_that_fails_is_written_again_one_by_one(
     poison = people["other"]
     real_store = intake._store
 
-    def store(session: Session, items: Any, prints: Any, outcomes: Any, fresh: list[int], towns: Any) -> None:
-        if any(items[i].request_in.elder_id == poison for i in fresh):
+    def store(session: Session, checked: Any, fresh: list[int]) -> None:
+        if any(checked.items[i].request_in.elder_id == poison for i in fresh):
             raise RuntimeError("disk full, say")
-        real_store(session, items, prints, outcomes, fresh, towns)
+        real_store(session, checked, fresh)
 
     monkeypatch.setattr(intake, "_store", store)
     op = people["operator"]
@@ -177,3 +177,38 @@ def test_a_batch_that_fails_is_written_again_one_by_one(
     with session_scope(write=False) as session:
         assert _count(session, ServiceRequest) == 2
         assert _count(session, Event) == 2
+
+
+def test_a_key_first_used_between_the_reads_and_the_inserts(
+    people: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batcher reads a batch's keys before its write transaction. A key first used by
+    someone else in between fails the batch's insert on its unique constraint; the batch is
+    then taken one request at a time, and that request gets the first use's answer (a replay)."""
+    op = people["operator"]
+    racing = IntakeItem(op, RequestCreate(elder_id=people["mine"], kind="visit"), "raced-key")
+    real_check = batcher_module.check_requests
+    first_use: list[Any] = []
+
+    def check_then_race(session: Session, items: Any, **kwargs: Any) -> Any:
+        checked = real_check(session, items, **kwargs)
+        if not first_use:  # another writer commits the key's first use right after our reads
+            with session_scope() as other:
+                first_use.extend(take_requests(other, [racing]))
+        return checked
+
+    monkeypatch.setattr(batcher_module, "check_requests", check_then_race)
+    items = [
+        IntakeItem(op, RequestCreate(elder_id=people["other"], kind="meal")),
+        racing,
+        IntakeItem(op, RequestCreate(elder_id=people["mine"], kind="day_care")),
+    ]
+    results = batcher_module.write_batch(items)
+    assert not any(isinstance(r, BaseException) for r in results), results
+    raced = results[1]
+    assert not isinstance(raced, BaseException) and raced.replayed
+    assert raced.read == first_use[0].read
+    assert all(not isinstance(r, BaseException) and r.read and not r.replayed for r in (results[0], results[2]))
+    with session_scope(write=False) as session:
+        assert _count(session, ServiceRequest) == 3  # the first use and the two others, once each
+        assert _count(session, IdempotencyRecord) == 1
