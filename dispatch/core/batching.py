@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -49,6 +49,27 @@ def each_alone_if_it_fails(
         if len(items) == 1 and alone is write:
             return [exc]
         log.warning("a batch of %d %s failed; writing them one by one", len(items), what, exc_info=True)
+    return each_alone(items, alone)
+
+
+async def each_alone_if_it_fails_async(
+    items: list[Item],
+    write: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]],
+    what: str,
+    alone: Callable[[list[Item]], Sequence[Result | BaseException]],
+) -> list[Result | BaseException]:
+    """each_alone_if_it_fails() for a batch written by a coroutine; the items alone on a thread."""
+    try:
+        return list(await write(items))
+    except Exception:
+        log.warning("a batch of %d %s failed; writing them one by one", len(items), what, exc_info=True)
+    return await anyio.to_thread.run_sync(each_alone, items, alone)
+
+
+def each_alone(
+    items: list[Item], alone: Callable[[list[Item]], Sequence[Result | BaseException]]
+) -> list[Result | BaseException]:
+    """Each item in a transaction of its own: its result, or its own error."""
     results: list[Result | BaseException] = []
     for item in items:
         try:
@@ -69,6 +90,13 @@ class GroupCommit(ABC, Generic[Item, Result]):
     @abstractmethod
     def _write(self, items: list[Item]) -> list[Result | BaseException]:
         """Store a batch in one transaction (on a worker thread); a result or error per item."""
+
+    async def _write_async(self, items: list[Item]) -> list[Result | BaseException]:
+        """How the batch is written: `_write` on a worker thread, unless a writer knows better
+        (the intake and accept batchers write on the loop: db.write_on_loop)."""
+        return await anyio.to_thread.run_sync(
+            self._write, items, limiter=self._limiter, abandon_on_cancel=False
+        )
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -106,9 +134,7 @@ class GroupCommit(ABC, Generic[Item, Result]):
                 batch.append(waiting)
             results: list[Any]
             try:
-                results = await anyio.to_thread.run_sync(
-                    self._write, [w.item for w in batch], limiter=self._limiter, abandon_on_cancel=False
-                )
+                results = await self._write_async([w.item for w in batch])
             except Exception as exc:  # a single item that failed outright
                 results = [exc] * len(batch)
             for waiting, result in zip(batch, results, strict=True):

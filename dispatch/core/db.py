@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, Request
@@ -124,6 +124,40 @@ def session_scope(*, write: bool = True) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+T = TypeVar("T")
+
+
+async def write_on_loop(work: Callable[[Session], T]) -> T:
+    """Run a short write unit of work and commit it, for the API's batch writers.
+
+    On SQLite the transaction runs on the calling event loop's own thread, once a helper
+    thread has waited for the write lock. On a worker thread it ran slower than it should
+    under load: SQLite gives up the GIL around every statement, and each time the writer had
+    to win it back from the busy event loop (up to the 5 ms switch interval), so the one
+    write lock of the district was held several times longer than the work took (bench/load.py
+    with the holds timed). Elsewhere (PostgreSQL, many writers at once) it runs on a thread."""
+    engine = get_engine(write=True)
+    if engine.dialect.name != "sqlite":
+        return await anyio.to_thread.run_sync(_in_scope, work)
+    with engine.connect() as connection:
+        gated = connection.connection.dbapi_connection
+        try:
+            if isinstance(gated, GatedConnection):
+                await anyio.to_thread.run_sync(gated.hold_write_lock, abandon_on_cancel=False)
+            with Session(bind=connection, expire_on_commit=False) as session:
+                result = work(session)
+                session.commit()
+                return result
+        finally:
+            if isinstance(gated, GatedConnection):
+                gated.rollback()  # nothing if it committed; lets go of the lock if it never began
+
+
+def _in_scope(work: Callable[[Session], T]) -> T:
+    with session_scope() as session:
+        return work(session)
 
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

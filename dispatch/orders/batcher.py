@@ -12,18 +12,36 @@ one transaction (`intake.take_requests`), so that one request can never take the
 
 from __future__ import annotations
 
-from dispatch.core.batching import GroupCommit, each_alone_if_it_fails
-from dispatch.core.db import session_scope
-from dispatch.orders.intake import IntakeItem, Outcome, check_requests, store_checked, take_requests
+import anyio
+
+from dispatch.core.batching import GroupCommit, each_alone_if_it_fails, each_alone_if_it_fails_async
+from dispatch.core.db import session_scope, write_on_loop
+from dispatch.orders.intake import (
+    Checked,
+    IntakeItem,
+    Outcome,
+    check_requests,
+    store_checked,
+    take_requests,
+)
 
 MAX_BATCH = 256
 
 
-def _write(items: list[IntakeItem]) -> list[Outcome]:
+def _check(items: list[IntakeItem]) -> Checked:
     with session_scope(write=False) as reading:
-        checked = check_requests(reading, items)
+        return check_requests(reading, items)
+
+
+def _write(items: list[IntakeItem]) -> list[Outcome]:
+    checked = _check(items)
     with session_scope() as session:
         return store_checked(session, checked)
+
+
+async def _write_on_loop(items: list[IntakeItem]) -> list[Outcome]:
+    checked = await anyio.to_thread.run_sync(_check, items)
+    return await write_on_loop(lambda session: store_checked(session, checked))
 
 
 def _write_alone(items: list[IntakeItem]) -> list[Outcome]:
@@ -41,3 +59,7 @@ class IntakeBatcher(GroupCommit[IntakeItem, Outcome]):
 
     def _write(self, items: list[IntakeItem]) -> list[Outcome | BaseException]:
         return write_batch(items)
+
+    async def _write_async(self, items: list[IntakeItem]) -> list[Outcome | BaseException]:
+        """The reads on a thread, the inserts on the loop (db.write_on_loop); alone on a thread."""
+        return await each_alone_if_it_fails_async(items, _write_on_loop, "intake requests", _write_alone)

@@ -117,15 +117,15 @@ def test_the_batcher_commits_what_arrives_together_in_one_batch(
     """The first request's write is held; the 40 that arrive meanwhile go in the next batch."""
     sizes: list[int] = []
     release = threading.Event()
-    real = batcher_module.write_batch
+    real = batcher_module._write_on_loop
 
-    def held(items: list[IntakeItem]) -> Any:
+    async def held(items: list[IntakeItem]) -> Any:
         sizes.append(len(items))
         if len(sizes) == 1:
-            assert release.wait(30), "never released"
-        return real(items)
+            assert await asyncio.to_thread(release.wait, 30), "never released"
+        return await real(items)
 
-    monkeypatch.setattr(batcher_module, "write_batch", held)
+    monkeypatch.setattr(batcher_module, "_write_on_loop", held)
     op = people["operator"]
 
     async def scenario() -> list[Any]:
@@ -153,8 +153,9 @@ def test_the_batcher_commits_what_arrives_together_in_one_batch(
         assert _count(session, ServiceRequest) == 41
 
 
+@pytest.mark.parametrize("way", ["write_batch", "batcher on the loop"])
 def test_a_batch_that_fails_is_written_again_one_by_one(
-    people: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    people: dict[str, Any], monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
     """One request whose storing breaks (here: made to raise) cannot take the others with it."""
     poison = people["other"]
@@ -171,7 +172,10 @@ def test_a_batch_that_fails_is_written_again_one_by_one(
         IntakeItem(op, RequestCreate(elder_id=e, kind="visit"))
         for e in (people["mine"], poison, people["mine"])
     ]
-    results = batcher_module.write_batch(items)
+    if way == "write_batch":
+        results: list[Any] = batcher_module.write_batch(items)
+    else:
+        results = asyncio.run(batcher_module.IntakeBatcher()._write_async(items))
     assert isinstance(results[1], RuntimeError)
     assert all(not isinstance(r, BaseException) and r.read is not None for r in (results[0], results[2]))
     with session_scope(write=False) as session:
@@ -208,7 +212,9 @@ def test_a_key_first_used_between_the_reads_and_the_inserts(
     raced = results[1]
     assert not isinstance(raced, BaseException) and raced.replayed
     assert raced.read == first_use[0].read
-    assert all(not isinstance(r, BaseException) and r.read and not r.replayed for r in (results[0], results[2]))
+    assert all(
+        not isinstance(r, BaseException) and r.read and not r.replayed for r in (results[0], results[2])
+    )
     with session_scope(write=False) as session:
         assert _count(session, ServiceRequest) == 3  # the first use and the two others, once each
         assert _count(session, IdempotencyRecord) == 1
