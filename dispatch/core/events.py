@@ -60,6 +60,18 @@ class Event(SQLModel, table=True):
         return json.dumps(self.to_message(), ensure_ascii=False, separators=(",", ":"))
 
 
+_INSERT = Event.__table__.insert().returning(Event.__table__.c.seq, sort_by_parameter_order=True)  # type: ignore[attr-defined]
+
+
+def insert_events(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Write many events at once (Core: the ORM's flush costs several times more per row) in
+    the session's transaction; their seqs, in the order of `rows`. The listeners are pinged
+    after the commit. The caller took the event-order lock (lock_event_order)."""
+    seqs = list(session.connection().execute(_INSERT, rows).scalars().all())
+    note_emitted(session, max(seqs))
+    return seqs
+
+
 def note_emitted(session: Session, seq: int) -> None:
     """Events written with a bulk insert: ping the listeners after the commit, as emit() does."""
     session.info[_EMITTED_KEY] = max(seq, session.info.get(_EMITTED_KEY) or 0)

@@ -14,7 +14,7 @@ the elder's phone number, address or care notes: an SMS can be read by whoever h
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -245,15 +245,33 @@ def _tell_families(
     session: Session, requests: Sequence[ServiceRequest], purpose: str, *, eta_minutes: int | None = None
 ) -> None:
     """Text each request's relatives about it: one read each of elders, providers, relatives."""
+    queue_sms_many(session, family_messages(session, requests, purpose, eta_minutes=eta_minutes))
+
+
+def family_messages(
+    session: Session,
+    requests: Sequence[ServiceRequest],
+    purpose: str,
+    *,
+    eta_minutes: int | None = None,
+    provider_ids: Mapping[int | None, int] | None = None,
+) -> list[Message]:
+    """The texts each request's relatives are owed (not yet queued): one read each of elders,
+    providers, relatives. `provider_ids` names the provider of a request not yet written
+    (an accept's texts are prepared before its write transaction: accepts.py)."""
+    provider_of = dict(provider_ids or {})
+    for request in requests:
+        if request.id not in provider_of and request.provider_id:
+            provider_of[request.id] = request.provider_id
     elders = _elders(session, {r.elder_id for r in requests})
-    providers = _providers(session, {r.provider_id for r in requests if r.provider_id})
+    providers = _providers(session, set(provider_of.values()))
     phones = elder_service.family_phones_of(session=session, elder_ids=[r.elder_id for r in requests])
     messages = []
     for request in requests:
         elder = elders.get(request.elder_id)
         if elder is None:
             continue
-        provider = providers.get(request.provider_id) if request.provider_id else None
+        provider = providers.get(provider_of[request.id]) if request.id in provider_of else None
         body = family_text(purpose, request, elder, provider, eta_minutes=eta_minutes)
         for phone in phones.get(request.elder_id, []):
             messages.append(
@@ -266,7 +284,7 @@ def _tell_families(
                     elder_id=request.elder_id,
                 )
             )
-    queue_sms_many(session, messages)
+    return messages
 
 
 def after_created(session: Session, request: ServiceRequest) -> None:

@@ -45,15 +45,20 @@ def queue_sms(
     return message
 
 
+_INSERT = Message.__table__.insert()  # type: ignore[attr-defined]
+
+
 def queue_sms_many(session: Session, messages: Sequence[Message]) -> None:
-    """Owe SMS at once: one flush of the rows, and one shared send job for every queued message
-    (one run sends a batch of them)."""
+    """Owe SMS at once: one insert of the rows (Core: the ORM's flush cost several times more
+    per row, inside the write lock), and one shared send job for every queued message (one run
+    sends a batch of them). The Message objects stay outside the session, without ids."""
     if not messages:
         return
+    rows = []
     for message in messages:
         message.body = message.body[:480]
-    session.add_all(messages)
-    session.flush()
+        rows.append(message.model_dump(exclude={"id"}))
+    session.connection().execute(_INSERT, rows)
     add_job(session, JobName.SEND_PENDING_SMS, queue=QueueName.NOTIFY, coalesce=COALESCE_SMS)
 
 

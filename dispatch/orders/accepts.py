@@ -19,24 +19,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+import anyio
 from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from dispatch.core import audit, outbox
 from dispatch.core.auth import Principal
-from dispatch.core.batching import GroupCommit, each_alone_if_it_fails
+from dispatch.core.batching import GroupCommit, each_alone_if_it_fails, each_alone_if_it_fails_async
 from dispatch.core.clock import utcnow
-from dispatch.core.db import session_scope
+from dispatch.core.db import session_scope, write_on_loop
 from dispatch.core.errors import Conflict, DomainError, NotFound
+from dispatch.notify import rules as sms_rules
+from dispatch.notify.models import Message
 from dispatch.orders import offers as offer_service
 from dispatch.orders.lifecycle import RequestStatus, transition_many
 from dispatch.orders.models import Offer, OfferStatus, ServiceRequest
-from dispatch.orders.schemas import RequestRead
-from dispatch.orders.service import request_reads
+from dispatch.orders.schemas import RequestRead, TimelineEntry
+from dispatch.orders.service import request_read, request_reads, timelines_of
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +57,27 @@ class _RaceLost(Exception):
     """A compare-and-set lost: someone changed an offer or a request after it was read."""
 
 
-def accept_many(session: Session, items: Sequence[AcceptItem]) -> list[ServiceRequest | DomainError]:
-    """Each item's assigned request, or the error it alone would have got."""
+@dataclass
+class Prepared:
+    """A batch after its reads: the answer of each accept refused (404, 409), the offers to
+    take (offer id -> index of the item), and what writing them needs, read beforehand."""
+
+    items: Sequence[AcceptItem]
+    outcomes: list[ServiceRequest | DomainError | None]
+    offers: dict[int | None, Offer]
+    requests: dict[int | None, ServiceRequest]
+    chosen: dict[int, int]
+    now: datetime
+    # The families' texts, prepared for the chosen (None: notify.rules reads what it needs then).
+    texts: list[Message] | None = None
+    timelines: dict[int, list[TimelineEntry]] = field(default_factory=dict)
+
+
+def prepare(session: Session, items: Sequence[AcceptItem], *, for_answers: bool = False) -> Prepared:
+    """Read the batch's offers and requests once and judge each accept as it would be alone.
+    With `for_answers`, also prepare the families' texts and the timelines, so that the write
+    transaction has nothing left to read (the batcher does this before taking the write lock;
+    the compare-and-sets in it then check that nothing changed since)."""
     offers = {
         o.id: o for o in session.exec(select(Offer).where(col(Offer.id).in_({i.offer_id for i in items})))
     }
@@ -78,21 +100,39 @@ def accept_many(session: Session, items: Sequence[AcceptItem]) -> list[ServiceRe
             outcomes[index] = Conflict(f"offer {item.offer_id} is no longer pending")
         else:
             chosen[item.offer_id] = index
-    if chosen:
-        _assign(session, [offers[i] for i in chosen], requests, {i: items[x] for i, x in chosen.items()}, now)
-        for offer_id, index in chosen.items():
-            outcomes[index] = requests[offers[offer_id].request_id]
-    assert all(o is not None for o in outcomes)
-    return outcomes  # type: ignore[return-value]
+    prepared = Prepared(items, outcomes, offers, requests, chosen, now)
+    if for_answers and chosen:
+        taken = [offers[i] for i in chosen]
+        prepared.texts = sms_rules.family_messages(
+            session,
+            [requests[o.request_id] for o in taken],
+            "assigned",
+            provider_ids={o.request_id: o.provider_id for o in taken},
+        )
+        prepared.timelines = timelines_of(session, [o.request_id for o in taken])
+    return prepared
 
 
-def _assign(
-    session: Session,
-    offers: list[Offer],
-    requests: dict[int | None, ServiceRequest],
-    taker: dict[int | None, AcceptItem],
-    now: datetime,
-) -> None:
+def accept_many(session: Session, items: Sequence[AcceptItem]) -> list[ServiceRequest | DomainError]:
+    """Each item's assigned request, or the error it alone would have got (all in `session`)."""
+    return write_prepared(session, prepare(session, items))
+
+
+def write_prepared(session: Session, prepared: Prepared) -> list[ServiceRequest | DomainError]:
+    """Take the chosen offers set-wise; _RaceLost if any of them changed since it was read."""
+    if prepared.chosen:
+        _assign(session, prepared)
+        for offer_id, index in prepared.chosen.items():
+            prepared.outcomes[index] = prepared.requests[prepared.offers[offer_id].request_id]
+    assert all(o is not None for o in prepared.outcomes)
+    return prepared.outcomes  # type: ignore[return-value]
+
+
+def _assign(session: Session, prepared: Prepared) -> None:
+    offers = [prepared.offers[i] for i in prepared.chosen]
+    taker: dict[int | None, AcceptItem] = {i: prepared.items[x] for i, x in prepared.chosen.items()}
+    texts = prepared.texts
+    now = prepared.now
     # The caregiver may have been changed (direct_to_caregiver) after the offer was read: the
     # compare-and-set returns the one it accepted.
     rows = session.execute(
@@ -117,7 +157,7 @@ def _assign(
         by_request[offer.request_id] = offer
     pairs = transition_many(
         session,
-        [requests[o.request_id] for o in offers],
+        [prepared.requests[o.request_id] for o in offers],
         RequestStatus.ASSIGNED,
         # The same event data and columns as offers.accept() writes for one accept.
         data=lambda r: {
@@ -132,9 +172,15 @@ def _assign(
             "assigned_at": now,
         },
         actor=lambda r: (taker[by_request[r.id].id].principal, taker[by_request[r.id].id].client),
+        texts=None if texts is None else (lambda _pairs: texts),
     )
     if len(pairs) != len(offers):
         raise _RaceLost
+    for request, event in pairs:
+        if request.id in prepared.timelines:
+            prepared.timelines[request.id].append(
+                TimelineEntry(seq=event.seq or 0, type=event.type, status=event.status, at=event.at)
+            )
 
 
 def _accept_one(session: Session, item: AcceptItem) -> ServiceRequest | DomainError:
@@ -149,6 +195,7 @@ def _accept_one(session: Session, item: AcceptItem) -> ServiceRequest | DomainEr
 
 
 def _in_one_transaction(items: list[AcceptItem]) -> list[RequestRead | BaseException]:
+    """The batch read, judged and written in one transaction (a lost race: one by one in it)."""
     with session_scope() as session:
         try:
             with session.begin_nested():
@@ -170,8 +217,29 @@ def write_accepts(items: list[AcceptItem]) -> list[RequestRead | BaseException]:
     return each_alone_if_it_fails(items, _in_one_transaction, "accepts")
 
 
+def _prepare(items: list[AcceptItem]) -> Prepared:
+    with session_scope(write=False) as reading:
+        return prepare(reading, items, for_answers=True)
+
+
+async def _write_on_loop(items: list[AcceptItem]) -> list[RequestRead | BaseException]:
+    """The reads on a thread, then the compare-and-sets and inserts on the loop
+    (db.write_on_loop); the answers from what was read and written, without reading again.
+    A lost race (anything changed since the reads) fails the batch: it is taken again one
+    accept at a time, each read and written in one transaction."""
+    prepared = await anyio.to_thread.run_sync(_prepare, items)
+    outcomes = await write_on_loop(lambda session: write_prepared(session, prepared))
+    return [
+        request_read(o, prepared.timelines[o.id or 0]) if isinstance(o, ServiceRequest) else o
+        for o in outcomes
+    ]
+
+
 class AcceptBatcher(GroupCommit[AcceptItem, RequestRead]):
     max_batch = MAX_BATCH
 
     def _write(self, items: list[AcceptItem]) -> list[RequestRead | BaseException]:
         return write_accepts(items)
+
+    async def _write_async(self, items: list[AcceptItem]) -> list[RequestRead | BaseException]:
+        return await each_alone_if_it_fails_async(items, _write_on_loop, "accepts", _in_one_transaction)

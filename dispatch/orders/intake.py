@@ -27,7 +27,7 @@ from dispatch.core.auth import Principal, Role
 from dispatch.core.clock import LOCAL_TZ, as_utc, local, utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.errors import BadRequest, Conflict, DomainError, NotFound, Unprocessable
-from dispatch.core.events import Event, lock_event_order, note_emitted
+from dispatch.core.events import insert_events, lock_event_order
 from dispatch.elders.models import Elder, FamilyLink
 from dispatch.notify import rules as sms_rules
 from dispatch.orders import offers
@@ -294,10 +294,8 @@ def request_values(
 
 
 _REQUESTS = ServiceRequest.__table__  # type: ignore[attr-defined]
-_EVENTS = Event.__table__  # type: ignore[attr-defined]
 # Core statements on the tables, compiled once: the ORM's bulk insert cost a third more per row.
 _INSERT_REQUESTS = _REQUESTS.insert().returning(_REQUESTS.c.id, sort_by_parameter_order=True)
-_INSERT_EVENTS = _EVENTS.insert().returning(_EVENTS.c.seq, sort_by_parameter_order=True)
 _INSERT_KEYS = IdempotencyRecord.__table__.insert()  # type: ignore[attr-defined]
 
 
@@ -332,8 +330,7 @@ def _store(session: Session, checked: Checked, fresh: list[int]) -> None:
         }
         for request_id, row in zip(ids, rows, strict=True)
     ]
-    seqs = conn.execute(_INSERT_EVENTS, events).scalars().all()
-    note_emitted(session, max(seqs))
+    seqs = insert_events(session, events)
     audit.record_changes(  # a request filed for an elder is a change of the elder's record
         session,
         [

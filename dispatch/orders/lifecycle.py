@@ -15,8 +15,10 @@ from dispatch.core import audit
 from dispatch.core.auth import Principal
 from dispatch.core.clock import utcnow
 from dispatch.core.errors import Conflict, InvalidTransition
-from dispatch.core.events import Event, emit, lock_event_order, note_emitted
+from dispatch.core.events import Event, emit, insert_events, lock_event_order
 from dispatch.notify import rules as sms_rules
+from dispatch.notify.models import Message
+from dispatch.notify.service import queue_sms_many
 from dispatch.orders.models import ServiceRequest
 
 
@@ -128,6 +130,7 @@ def transition_many(
     before_events: Callable[[list[ServiceRequest]], None] | None = None,
     changes: Callable[[ServiceRequest], dict[str, Any]] | None = None,
     actor: Callable[[ServiceRequest], tuple[Principal | None, str]] | None = None,
+    texts: Callable[[list[tuple[ServiceRequest, Event]]], Sequence[Message]] | None = None,
 ) -> list[tuple[ServiceRequest, Event]]:
     """transition() for many requests at once, set-wise: one compare-and-set UPDATE (each row
     on the status and version this caller read), one insert of the events, one of the audit
@@ -136,7 +139,9 @@ def transition_many(
     `before_events(winners)` writes what the events refer to (the matcher's offers) once the
     winners are known. `changes(request)` sets other columns row by row (the accepts' provider,
     caregiver and time), `actor(request)` names who made each change in the audit log (else
-    the session's owner). Only for forward moves (queued -> offered, offered -> assigned)."""
+    the session's owner). `texts(pairs)` gives the texts the winners owe, prepared before the
+    write transaction (else notify.rules reads what it needs here). Only for forward moves
+    (queued -> offered, offered -> assigned)."""
     if not requests:
         return []
     current = RequestStatus(requests[0].status)
@@ -153,6 +158,9 @@ def transition_many(
         session.scalars(
             update(ServiceRequest)
             .where(
+                # The ids alone as well: SQLite then finds the rows by their key instead of
+                # scanning every request of the status.
+                col(ServiceRequest.id).in_([r.id for r in requests]),
                 tuple_(col(ServiceRequest.id), col(ServiceRequest.version)).in_(
                     [(r.id, r.version) for r in requests]
                 ),
@@ -173,21 +181,20 @@ def transition_many(
             set_committed_value(request, key, value)
     if before_events is not None:
         before_events(winners)
-    events = [
-        Event(
-            type=EVENT_TYPES[target],
-            request_id=r.id,
-            elder_id=r.elder_id,
-            provider_id=event_provider_id(r),
-            status=target.value,
-            at=now,
-            data=data(r),
-        )
+    rows: list[dict[str, Any]] = [
+        {
+            "type": EVENT_TYPES[target],
+            "request_id": r.id,
+            "elder_id": r.elder_id,
+            "provider_id": event_provider_id(r),
+            "status": target.value,
+            "at": now,
+            "data": data(r),
+        }
         for r in winners
     ]
-    session.add_all(events)
-    session.flush()
-    note_emitted(session, max(e.seq or 0 for e in events))
+    seqs = insert_events(session, rows)
+    events = [Event(seq=seq, **row) for seq, row in zip(seqs, rows, strict=True)]
     audit.record_changes(
         session,
         [
@@ -196,7 +203,10 @@ def transition_many(
         ],
     )
     pairs = list(zip(winners, events, strict=True))
-    sms_rules.after_transitions(session, pairs)
+    if texts is None:
+        sms_rules.after_transitions(session, pairs)
+    else:
+        queue_sms_many(session, texts(pairs))
     return pairs
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from dispatch.core.auth import Principal, Role
@@ -111,37 +112,48 @@ def elder_ids_of(session: Session, request_ids: Sequence[int]) -> set[int]:
 
 def request_reads(session: Session, requests: Sequence[ServiceRequest]) -> list[RequestRead]:
     """API shapes with their timelines, read in one query."""
-    ids = [r.id for r in requests]
+    timelines = timelines_of(session, [r.id for r in requests if r.id is not None])
+    return [request_read(r, timelines[r.id or 0]) for r in requests]
+
+
+def timelines_of(session: Session, request_ids: Sequence[int]) -> dict[int, list[TimelineEntry]]:
+    """Each request's events, in order (one query)."""
     timelines: dict[int, list[TimelineEntry]] = defaultdict(list)
-    if ids:
-        for ev in session.exec(select(Event).where(col(Event.request_id).in_(ids)).order_by(col(Event.seq))):
-            assert ev.request_id is not None and ev.seq is not None
-            timelines[ev.request_id].append(
-                TimelineEntry(seq=ev.seq, type=ev.type, status=ev.status, at=ev.at)
+    if request_ids:
+        stmt = (
+            sql_select(
+                col(Event.request_id), col(Event.seq), col(Event.type), col(Event.status), col(Event.at)
             )
-    return [
-        RequestRead(
-            id=r.id or 0,
-            elder_id=r.elder_id,
-            kind=r.kind,  # type: ignore[arg-type]
-            priority=r.priority,  # type: ignore[arg-type]
-            channel=r.channel,  # type: ignore[arg-type]
-            status=r.status,  # type: ignore[arg-type]
-            provider_id=r.provider_id,
-            caregiver_id=r.caregiver_id,
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-            timeline=timelines[r.id or 0],
-            details=RequestDetailsRead.model_validate(r.details),
-            window_start=r.window_start,
-            window_end=r.window_end,
-            note=r.note,
-            township=r.township,
-            escalation_reason=r.escalation_reason,
-            due_at=r.due_at,
+            .where(col(Event.request_id).in_(request_ids))
+            .order_by(col(Event.seq))
         )
-        for r in requests
-    ]
+        for request_id, seq, type_, status, at in session.execute(stmt):
+            timelines[request_id].append(TimelineEntry(seq=seq, type=type_, status=status, at=at))
+    return timelines
+
+
+def request_read(r: ServiceRequest, timeline: list[TimelineEntry]) -> RequestRead:
+    """The API shape of a request, given its timeline."""
+    return RequestRead(
+        id=r.id or 0,
+        elder_id=r.elder_id,
+        kind=r.kind,  # type: ignore[arg-type]
+        priority=r.priority,  # type: ignore[arg-type]
+        channel=r.channel,  # type: ignore[arg-type]
+        status=r.status,  # type: ignore[arg-type]
+        provider_id=r.provider_id,
+        caregiver_id=r.caregiver_id,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        timeline=timeline,
+        details=RequestDetailsRead.model_validate(r.details),
+        window_start=r.window_start,
+        window_end=r.window_end,
+        note=r.note,
+        township=r.township,
+        escalation_reason=r.escalation_reason,
+        due_at=r.due_at,
+    )
 
 
 # ---- changes by people ------------------------------------------------------------------

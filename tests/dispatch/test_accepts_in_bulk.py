@@ -177,3 +177,51 @@ def test_columns_that_differ_row_by_row_are_stored_as_one_at_a_time_would(api: A
         # The format on disk is the column's: ordering and comparison in SQL still work.
         latest = session.exec(select(ServiceRequest).order_by(col(ServiceRequest.assigned_at).desc())).first()
         assert latest is not None and latest.id == pending[2]["request_id"]
+
+
+def test_the_batcher_reads_first_and_answers_what_a_read_says(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batcher reads a batch (offers, requests, texts, timelines) before its write
+    transaction and answers from what it read and wrote. Its answers equal a later read; and
+    when something changed in between (here an operator cancelled one request), the compare-
+    and-set fails the batch, which is taken one accept at a time: that one is 409, the others
+    are assigned, once each."""
+    import asyncio
+
+    w, pending = _offers(api, 3)
+    mine = _principal(w["provider_user"])
+    real_prepare = accepts._prepare
+
+    def prepare_then_cancel(items: Any) -> Any:
+        prepared = real_prepare(items)
+        api.ok(
+            "POST",
+            f"/api/requests/{pending[1]['request_id']}/cancel",
+            w["operator"],
+            json={"reason": "家属取消"},
+        )
+        return prepared
+
+    monkeypatch.setattr(accepts, "_prepare", prepare_then_cancel)
+    items = [AcceptItem(mine, o["id"], "10.0.0.9") for o in pending]
+    results = asyncio.run(accepts.AcceptBatcher()._write_async(items))
+    assert isinstance(results[1], Conflict), results
+    for index in (0, 2):
+        read = results[index]
+        assert isinstance(read, RequestRead) and read.status == "assigned"
+        assert read.model_dump(mode="json") == api.ok("GET", f"/api/requests/{read.id}", w["operator"])
+    with session_scope(write=False) as session:
+        statuses = {o.id: o.status for o in session.exec(select(Offer))}
+        assert [statuses[o["id"]] == "accepted" for o in pending] == [True, False, True]
+        assigned = session.exec(select(Event).where(col(Event.type) == "request.assigned")).all()
+        assert sorted(e.request_id or 0 for e in assigned) == sorted(pending[i]["request_id"] for i in (0, 2))
+    # Without a change in between, the answers come from the batch itself, no second read.
+    monkeypatch.setattr(accepts, "_prepare", real_prepare)
+    w2, more = _offers(api, 2)
+    mine2 = _principal(w2["provider_user"])
+    answers = asyncio.run(accepts.AcceptBatcher()._write_async([AcceptItem(mine2, o["id"]) for o in more]))
+    for read in answers:
+        assert isinstance(read, RequestRead)
+        assert read.model_dump(mode="json") == api.ok("GET", f"/api/requests/{read.id}", w2["operator"])
+        assert [t.type for t in read.timeline] == ["request.created", "request.offered", "request.assigned"]
