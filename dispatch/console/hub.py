@@ -14,17 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
+from sqlalchemy import select
+from sqlmodel import Session
 
 from dispatch.console.wire import FrameWire, encode_text
 from dispatch.core.auth import Principal, Role
 from dispatch.core.config import get_settings
 from dispatch.core.db import new_session
-from dispatch.core.events import EVENTS_CHANNEL, Event, events_after, last_seq
+from dispatch.core.events import (
+    EVENTS_CHANNEL,
+    Event,
+    announce_with,
+    last_seq,
+    publish_ping,
+    stop_announcing_with,
+)
 from dispatch.core.redis import redis_url
 
 log = logging.getLogger(__name__)
@@ -139,22 +149,104 @@ def to_frame(event: Event) -> Frame:
     return Frame(event.seq, event.elder_id, event.provider_id, text, encode_text(text))
 
 
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+_FRAME_ROWS = select(
+    _EVENTS.c.seq,
+    _EVENTS.c.type,
+    _EVENTS.c.request_id,
+    _EVENTS.c.elder_id,
+    _EVENTS.c.provider_id,
+    _EVENTS.c.status,
+    _EVENTS.c.at,
+    _EVENTS.c.data,
+)
+
+
+def frames_after(session: Session, since: int, *, limit: int = FETCH_LIMIT) -> list[Frame]:
+    """The frames of the events after `since`, read as plain rows (the same text as to_frame:
+    Event.to_message's shape), not as ORM objects: they are read once per pump run."""
+    stmt = _FRAME_ROWS.where(_EVENTS.c.seq > since).order_by(_EVENTS.c.seq).limit(limit)
+    frames = []
+    for seq, type_, request_id, elder_id, provider_id, status, at, data in session.execute(stmt):
+        text = json.dumps(
+            {
+                "seq": seq,
+                "type": type_,
+                "request_id": request_id,
+                "status": status,
+                "at": at.isoformat(),
+                "data": data,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        frames.append(Frame(seq, elder_id, provider_id, text, encode_text(text)))
+    return frames
+
+
 class EventHub:
-    def __init__(self, fetch: Callable[[int], list[Event]] | None = None) -> None:
+    def __init__(self, fetch: Callable[[int], list[Frame]] | None = None) -> None:
         self.clients: set[Client] = set()
         self.last_seq = 0
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._fetch = fetch or _fetch_events
+        self._fetch = fetch or _fetch_frames
         self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._to_announce = 0  # the last seq this process committed and the others not yet told of
+        self._announce_wake = asyncio.Event()
 
     async def start(self) -> None:
         self.last_seq = await asyncio.to_thread(_current_seq)
-        self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._listen())]
+        self._loop = asyncio.get_running_loop()
+        self._tasks = [
+            asyncio.create_task(self._pump()),
+            asyncio.create_task(self._listen()),
+            asyncio.create_task(self._announcer()),
+        ]
+        announce_with(self.committed)
+
+    def committed(self, seq: int) -> None:
+        """This process committed events up to `seq` (from any thread): wake the pump now,
+        and tell the other API instances from the loop (events.announce_with)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            publish_ping(seq)
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._note_committed(seq)
+        else:
+            loop.call_soon_threadsafe(self._note_committed, seq)
+
+    def _note_committed(self, seq: int) -> None:
+        self._to_announce = max(self._to_announce, seq)
+        self.poke()
+        self._announce_wake.set()
+
+    async def _announcer(self) -> None:
+        """One PUBLISH for all the commits that arrived while the last one was sent."""
+        conn = aioredis.Redis.from_url(redis_url())
+        try:
+            while not self._closing:
+                await self._announce_wake.wait()
+                self._announce_wake.clear()
+                seq, self._to_announce = self._to_announce, 0
+                if seq:
+                    try:
+                        await conn.publish(EVENTS_CHANNEL, str(seq))
+                    except Exception:  # the others also poll the table: a lost ping only delays them
+                        log.warning("event ping failed for seq %s", seq, exc_info=True)
+        finally:
+            await conn.aclose()
 
     async def stop(self) -> None:
         """Stop within a bounded time, whatever the Redis client does with a cancellation."""
         self._closing = True
+        stop_announcing_with(self.committed)
         # redis-py's asyncio pub/sub can swallow a cancellation that lands while it reads
         # (redis/redis-py#2028, #2551), which hung shutdown: cancel again until the tasks end.
         pending = set(self._tasks)
@@ -199,8 +291,8 @@ class EventHub:
                     async for message in pubsub.listen():
                         if self._closing:
                             return
-                        if message.get("type") == "message":
-                            self.poke()
+                        if message.get("type") == "message" and _seq_of(message) > self.last_seq:
+                            self.poke()  # (a ping of events already read, our own say, is not)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -223,20 +315,26 @@ class EventHub:
 
     async def _drain(self) -> None:
         while True:
-            events = await asyncio.to_thread(self._fetch, self.last_seq)
-            if not events:
+            frames = await asyncio.to_thread(self._fetch, self.last_seq)
+            if not frames:
                 return
-            frames = [to_frame(event) for event in events]
             self.last_seq = frames[-1].seq
             for client in list(self.clients):
                 client.deliver([frame for frame in frames if client.wants(frame)])
-            if len(events) < FETCH_LIMIT:
+            if len(frames) < FETCH_LIMIT:
                 return
 
 
-def _fetch_events(since: int) -> list[Event]:
+def _seq_of(message: dict[str, object]) -> int:
+    try:
+        return int(message.get("data") or 0)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 2**63  # not ours to judge: read
+
+
+def _fetch_frames(since: int) -> list[Frame]:
     with new_session(write=False) as session:
-        return events_after(session, since, limit=FETCH_LIMIT)
+        return frames_after(session, since)
 
 
 def _current_seq() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -138,6 +139,26 @@ def publish_ping(seq: int) -> None:
     get_redis().publish(EVENTS_CHANNEL, str(seq))
 
 
+# Where this process's own commits of events are announced. By default a Redis PUBLISH, at
+# once, on the committing thread; the API process's hub takes them instead (console/hub.py):
+# it wakes its own consoles without a round trip and pings the other instances from its loop,
+# one PUBLISH for every commit that arrived meanwhile.
+_announce: Callable[[int], None] = publish_ping
+
+
+def announce_with(announce: Callable[[int], None]) -> None:
+    """Announce this process's committed events with `announce(seq)` from now on."""
+    global _announce
+    _announce = announce
+
+
+def stop_announcing_with(announce: Callable[[int], None]) -> None:
+    """Back to a Redis PUBLISH at once, unless someone else took over meanwhile."""
+    global _announce
+    if _announce == announce:
+        _announce = publish_ping
+
+
 @sa_event.listens_for(OrmSession, "after_commit")
 def _ping_after_commit(session: OrmSession) -> None:
     if session.in_nested_transaction():  # a SAVEPOINT released: nothing is committed yet
@@ -147,7 +168,7 @@ def _ping_after_commit(session: OrmSession) -> None:
     if seq is None:
         return
     try:
-        publish_ping(seq)
+        _announce(seq)
     except Exception:  # listeners also poll the table; a lost ping only delays them
         log.warning("event ping failed for seq %s", seq, exc_info=True)
 
