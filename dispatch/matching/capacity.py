@@ -7,8 +7,8 @@ import json
 import weakref
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import ColumnElement, Engine, Text, case, cast, func, literal_column, or_, select, text
 from sqlmodel import Session, col
@@ -142,8 +142,50 @@ def _skills(raw: str | None) -> frozenset[str]:
     return frozenset(json.loads(raw) or ()) if raw else frozenset()
 
 
+class RequestFields(Protocol):
+    """What the matcher reads of a request: a ServiceRequest, or a RequestRow of its columns."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def priority(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def window_start(self) -> datetime: ...
+    @property
+    def window_end(self) -> datetime: ...
+    @property
+    def details(self) -> dict[str, Any]: ...
+    @property
+    def elder_id(self) -> int: ...
+
+
+class RequestRow(NamedTuple):
+    """A request's columns the matcher reads, without the ORM object (the match worker reads a
+    whole batch of them every run)."""
+
+    id: int | None
+    version: int
+    kind: str
+    priority: str
+    created_at: datetime
+    window_start: datetime
+    window_end: datetime
+    details: dict[str, Any]
+    elder_id: int
+
+
+# In RequestRow's order, so that a row of them is one.
+REQUEST_COLUMNS = tuple(getattr(ServiceRequest, name) for name in RequestRow._fields)
+
+
 def request_info(
-    r: ServiceRequest,
+    r: RequestFields,
     lat: float,
     lon: float,
     excluded: Collection[int],
