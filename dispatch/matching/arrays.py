@@ -61,9 +61,10 @@ def great_circle_km(a: Matrix, b: Matrix) -> Matrix:
 
 
 class Providers:
-    """The providers as arrays, built once per batch."""
+    """The providers as arrays, built once per batch (or kept across batches: providers_for)."""
 
     def __init__(self, providers: Sequence[ProviderInfo], weights: Weights, bits: dict[str, int]) -> None:
+        self.bits = bits  # skill -> bit of the masks below; a batch's requests may add skills
         self.infos = list(providers)
         self.index = {p.id: i for i, p in enumerate(self.infos)}
         self.xyz = _unit_vectors([p.lat for p in self.infos], [p.lon for p in self.infos])
@@ -87,6 +88,26 @@ class Providers:
         self.cg_end = np.array([minutes(e) if s and e else 1e9 for s, e in shifts])
         self.cg_of: dict[int, int] = {cg.id: i for i, cg in cgs}  # caregiver id -> provider index
         self.cg_index: dict[int, int] = {cg.id: k for k, cg in enumerate(self.cg)}
+
+
+# Provider arrays of the last few batches, by the identity of their ProviderInfo objects (held
+# here, so no id can be reused while kept) and the weights. The match worker passes the same
+# objects run after run while the registry is unchanged (capacity.load_providers), and building
+# the arrays of ~400 providers was a fifth of a batch's decision.
+_KEPT: dict[tuple[tuple[int, ...], Weights], Providers] = {}
+_KEEP = 4
+
+
+def providers_for(providers: Sequence[ProviderInfo], weights: Weights) -> Providers:
+    """The providers as arrays: those of an earlier batch if they were made of the very same
+    (immutable) ProviderInfo objects, in the same order, with the same weights."""
+    key = (tuple(map(id, providers)), weights)
+    kept = _KEPT.get(key)
+    if kept is None:
+        kept = _KEPT[key] = Providers(providers, weights, {})
+        while len(_KEPT) > _KEEP:
+            del _KEPT[next(iter(_KEPT))]
+    return kept
 
 
 class Requests:

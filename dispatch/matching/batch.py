@@ -26,7 +26,7 @@ import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 
-from dispatch.matching.arrays import Ints, Providers, Requests, Round, evaluate
+from dispatch.matching.arrays import Ints, Providers, Requests, Round, evaluate, providers_for
 from dispatch.matching.core import (
     FEASIBLE,
     PRIORITY_RANK,
@@ -290,10 +290,9 @@ def _decide_class(
         return []
     if not providers:
         return [Decision(r.id, r.version, None, reason=reason_for(0)) for r in order_for_matching(requests)]
-    bits: dict[str, int] = {}
-    prov = Providers(providers, weights, bits)
+    prov = providers_for(providers, weights)
     ordered = order_for_matching(requests)
-    req = Requests(ordered, prov, bits)
+    req = Requests(ordered, prov, dict(prov.bits))  # the batch's own skills, not the kept arrays'
     ranks = np.array([PRIORITY_RANK.get(r.priority, 3) for r in ordered])
     decisions: list[Decision] = []
     for rank in np.unique(ranks):
