@@ -229,7 +229,11 @@ def load_holdings(
     of a group gives its day)."""
     since = utcnow() - _DAILY_LOOKBACK
     r, p = ServiceRequest, Provider
-    slot = _json_text(session, f"{r.__tablename__}.details", "slot")
+    # Only a canteen's pools are per meal slot: the JSON is read for its holdings alone.
+    json_slot = _json_text(session, f"{r.__tablename__}.details", "slot")
+    slot: ColumnElement[Any] = literal_column(
+        f"CASE WHEN {p.__tablename__}.kind = 'canteen' THEN {json_slot} END"
+    )
     window = case((col(p.kind) == "home_care", None), else_=col(r.window_start))
     jobs = (
         select(
@@ -250,12 +254,16 @@ def load_holdings(
         )
         .group_by(r.provider_id, r.caregiver_id, r.kind, slot, r.status, window)
     )
+    # The pending offers are few, the offers ever made many: status = 'pending' is written out
+    # so that SQLite may read them from the partial index uq_offer_one_pending (a bound value
+    # cannot be proven to match its WHERE), and the groups do not lead with provider_id, for
+    # which SQLite would rather walk every offer in ix_offer_provider_status to skip a sort.
     pending = (
         select(Offer.provider_id, Offer.caregiver_id, r.kind, func.min(r.window_start), slot, func.count())  # type: ignore[call-overload]
         .join(r, col(r.id) == Offer.request_id)
         .join(p, col(p.id) == Offer.provider_id)
-        .where(col(Offer.status) == OfferStatus.PENDING)
-        .group_by(Offer.provider_id, Offer.caregiver_id, r.kind, slot, window)
+        .where(col(Offer.status) == literal_column(f"'{OfferStatus.PENDING.value}'"))
+        .group_by(Offer.caregiver_id, Offer.provider_id, r.kind, slot, window)
     )
     if provider_ids is not None:
         jobs = jobs.where(col(r.provider_id).in_(list(provider_ids)))
@@ -273,13 +281,13 @@ def load_holdings(
     return out
 
 
-def _json_text(session: Session, column: str, key: str) -> ColumnElement[Any]:
+def _json_text(session: Session, column: str, key: str) -> str:
     """The JSON `column`'s `key` as text, written out in the SQL rather than bound as a
     parameter, so that PostgreSQL sees the same expression in SELECT and GROUP BY."""
     assert key.isidentifier()
     if session.get_bind().dialect.name == "postgresql":
-        return literal_column(f"{column}->>'{key}'")
-    return literal_column(f"json_extract({column}, '$.{key}')")
+        return f"{column}->>'{key}'"
+    return f"json_extract({column}, '$.{key}')"
 
 
 def lock_providers(session: Session, provider_ids: Collection[int]) -> None:
