@@ -105,6 +105,8 @@ def _components(m_row: Ints, m_pool: Ints, n_rows: int, n_pools: int) -> Ints:
     (m_row, m_pool), m_row ascending. Built as CSR directly: SciPy's conversion from COO cost
     more than the search itself on a small batch, and it runs once per round and tier."""
     n = n_rows + n_pools
+    if n_rows <= 1:  # one part (a tier of one request is common: an urgent one)
+        return np.zeros(n, dtype=np.int64)
     indptr = np.zeros(n + 1, dtype=np.int64)
     indptr[1 : n_rows + 1] = np.cumsum(np.bincount(m_row, minlength=n_rows))
     indptr[n_rows + 1 :] = indptr[n_rows]  # pools' edges come from the rows (undirected)
