@@ -181,11 +181,16 @@ def decide(
 def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[Decision]) -> Applied:
     """Make the offers and escalations decided on the snapshot, where they still hold."""
     applied = Applied()
+    if not decisions:
+        return applied
     chosen: list[tuple[ServiceRequest, Decision]] = []
     provider_ids = {d.provider_id for d in decisions if d.provider_id is not None}
     capacity.lock_providers(session, provider_ids)
     providers = {p.id: p for p in snapshot.providers if p.id in provider_ids}
-    usage = Usage(providers, capacity.load_holdings(session, provider_ids))
+    # No provider chosen (all escalated or waiting): nothing to re-check, and the capacity read
+    # would still walk every open job.
+    holdings = capacity.load_holdings(session, provider_ids) if provider_ids else []
+    usage = Usage(providers, holdings)
     by_id = {r.id: r for r in snapshot.requests}
     ids = [d.request_id for d in decisions]
     current = {
