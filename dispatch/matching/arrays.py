@@ -61,9 +61,10 @@ def great_circle_km(a: Matrix, b: Matrix) -> Matrix:
 
 
 class Providers:
-    """The providers as arrays, built once per batch."""
+    """The providers as arrays, built once per batch (or kept across batches: providers_for)."""
 
     def __init__(self, providers: Sequence[ProviderInfo], weights: Weights, bits: dict[str, int]) -> None:
+        self.bits = bits  # skill -> bit of the masks below; a batch's requests may add skills
         self.infos = list(providers)
         self.index = {p.id: i for i, p in enumerate(self.infos)}
         self.xyz = _unit_vectors([p.lat for p in self.infos], [p.lon for p in self.infos])
@@ -87,6 +88,26 @@ class Providers:
         self.cg_end = np.array([minutes(e) if s and e else 1e9 for s, e in shifts])
         self.cg_of: dict[int, int] = {cg.id: i for i, cg in cgs}  # caregiver id -> provider index
         self.cg_index: dict[int, int] = {cg.id: k for k, cg in enumerate(self.cg)}
+
+
+# Provider arrays of the last few batches, by the identity of their ProviderInfo objects (held
+# here, so no id can be reused while kept) and the weights. The match worker passes the same
+# objects run after run while the registry is unchanged (capacity.load_providers), and building
+# the arrays of ~400 providers was a fifth of a batch's decision.
+_KEPT: dict[tuple[tuple[int, ...], Weights], Providers] = {}
+_KEEP = 4
+
+
+def providers_for(providers: Sequence[ProviderInfo], weights: Weights) -> Providers:
+    """The providers as arrays: those of an earlier batch if they were made of the very same
+    (immutable) ProviderInfo objects, in the same order, with the same weights."""
+    key = (tuple(map(id, providers)), weights)
+    kept = _KEPT.get(key)
+    if kept is None:
+        kept = _KEPT[key] = Providers(providers, weights, {})
+        while len(_KEPT) > _KEEP:
+            del _KEPT[next(iter(_KEPT))]
+    return kept
 
 
 class Requests:
@@ -125,6 +146,7 @@ class Requests:
         served = ((i, pid) for i, r in enumerate(self.infos) for pid in r.served_by)
         by_caregiver = ((i, cid) for i, r in enumerate(self.infos) for cid in r.served_by_caregivers)
         self.served = _pairs(served, prov.index) + _pairs(by_caregiver, prov.cg_of)
+        self.pools = _pools(self.keys, prov)
 
 
 def _pairs(items: Iterable[tuple[int, int]], index: Mapping[int, int]) -> list[tuple[int, int]]:
@@ -163,10 +185,10 @@ def evaluate(
     start, end = req.start[rows], req.end[rows]
     is_open = np.maximum(start, prov.open[None, :]) < np.minimum(end, prov.close[None, :])
     skilled, on_shift, cg_free = _caregiver_checks(prov, usage, req.need[rows], start, end)
-    pool, pool_provider, pool_used, pool_key = _pools(req, prov, usage)
-    pool_held = np.array(
-        [usage.held.get((prov.infos[j].id, key), 0) for j, key in zip(pool_provider, pool_key, strict=True)]
-    )
+    pools = req.pools
+    pool, pool_provider, pool_key = pools.code, pools.provider, pools.key
+    pool_used = np.array([usage.used.get(k, 0) for k in pools.ids], dtype=np.int64)
+    pool_held = np.array([usage.held.get(k, 0) for k in pools.ids], dtype=np.int64)
     left = prov.capacity[pool_provider[pool]] - pool_used[pool]
     s2 = s1 & refused
     s3 = s2 & declined
@@ -181,9 +203,7 @@ def evaluate(
             bonus[position[row], p_index] = weights.continuity
     price: Matrix | float = 0.0
     if prices:
-        per_pool = np.array(
-            [prices.get((prov.infos[j].id, key), 0.0) for j, key in zip(pool_provider, pool_key, strict=True)]
-        )
+        per_pool = np.array([prices.get(k, 0.0) for k in pools.ids])
         price = per_pool[pool][req.group[rows]]
     fallback = np.where(prov.kind[None, :] != req.primary[rows][:, None], weights.fallback_km, 0.0)
     cost = weights.distance * distance + fallback + prov.record[None, :] + price - bonus
@@ -200,17 +220,25 @@ def _sparse_false(shape: tuple[int, ...], pairs: list[tuple[int, int]], position
     return out
 
 
-def _pools(req: Requests, prov: Providers, usage: Usage) -> tuple[Ints, Ints, Ints, list[CapacityKey]]:
-    """Capacity pools: one code per (provider, capacity key) the batch's signatures touch."""
+@dataclass(frozen=True)
+class Pools:
+    """Capacity pools: one code per (provider, capacity key) the batch's signatures touch, in
+    the order first met. Built once per batch; only the units in use change from round to round."""
+
+    code: Ints  # capacity signature x provider -> pool code
+    provider: Ints  # pool code -> provider index
+    key: list[CapacityKey]
+    ids: list[tuple[int, CapacityKey]]  # pool code -> (provider id, key), as Usage and prices key it
+
+
+def _pools(keys: Sequence[Mapping[str, CapacityKey]], prov: Providers) -> Pools:
     codes: dict[tuple[int, CapacityKey], int] = {}
-    pool = np.zeros((len(req.keys), len(prov.infos)), dtype=np.int64)
-    for g, kind_keys in enumerate(req.keys):
+    pool = np.zeros((len(keys), len(prov.infos)), dtype=np.int64)
+    for g, kind_keys in enumerate(keys):
         for j, p in enumerate(prov.infos):
             pool[g, j] = codes.setdefault((j, kind_keys.get(p.kind, ("open",))), len(codes))
-    pool_provider = np.array([j for j, _ in codes], dtype=np.int64)
-    used = usage.used
-    pool_used = np.array([used.get((prov.infos[j].id, key), 0) for j, key in codes], dtype=np.int64)
-    return pool, pool_provider, pool_used, [key for _, key in codes]
+    ids = [(prov.infos[j].id, key) for j, key in codes]
+    return Pools(pool, np.array([j for j, _ in codes], dtype=np.int64), [key for _, key in codes], ids)
 
 
 def _caregiver_checks(

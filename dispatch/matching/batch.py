@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 
-from dispatch.matching.arrays import Ints, Providers, Requests, Round, evaluate
+from dispatch.matching.arrays import Ints, Providers, Requests, Round, evaluate, providers_for
 from dispatch.matching.core import (
     FEASIBLE,
     PRIORITY_RANK,
@@ -81,9 +81,7 @@ class _Units:
         self.unit_load = (
             weights.load * (used[self.unit_pool] + unit_rank + 1) / np.maximum(capacity[self.unit_pool], 1)
         )
-        members = (np.ones(len(m_row)), (m_row, len(self.rows) + self.m_pool))
-        shape = (len(self.rows) + len(codes),) * 2
-        _, self.label = connected_components(coo_matrix(members, shape=shape), directed=False)
+        self.label = _components(m_row, self.m_pool, len(self.rows), len(codes))
 
     def parts(self) -> list[tuple[Ints, Ints]]:
         """(rows, pools) of each connected part that has units to give."""
@@ -100,6 +98,21 @@ class _Units:
             if len(pools) and self.units[pools].sum():
                 out.append((rows, pools))
         return out
+
+
+def _components(m_row: Ints, m_pool: Ints, n_rows: int, n_pools: int) -> Ints:
+    """The connected part of each row, then of each pool, of the graph whose edges are
+    (m_row, m_pool), m_row ascending. Built as CSR directly: SciPy's conversion from COO cost
+    more than the search itself on a small batch, and it runs once per round and tier."""
+    n = n_rows + n_pools
+    if n_rows <= 1:  # one part (a tier of one request is common: an urgent one)
+        return np.zeros(n, dtype=np.int64)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    indptr[1 : n_rows + 1] = np.cumsum(np.bincount(m_row, minlength=n_rows))
+    indptr[n_rows + 1 :] = indptr[n_rows]  # pools' edges come from the rows (undirected)
+    graph = csr_matrix((np.ones(len(m_row)), n_rows + m_pool, indptr), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    return label
 
 
 def _solve(u: _Units, rows: Ints, pools: Ints) -> list[tuple[float, int, int]]:
@@ -290,10 +303,9 @@ def _decide_class(
         return []
     if not providers:
         return [Decision(r.id, r.version, None, reason=reason_for(0)) for r in order_for_matching(requests)]
-    bits: dict[str, int] = {}
-    prov = Providers(providers, weights, bits)
+    prov = providers_for(providers, weights)
     ordered = order_for_matching(requests)
-    req = Requests(ordered, prov, bits)
+    req = Requests(ordered, prov, dict(prov.bits))  # the batch's own skills, not the kept arrays'
     ranks = np.array([PRIORITY_RANK.get(r.priority, 3) for r in ordered])
     decisions: list[Decision] = []
     for rank in np.unique(ranks):

@@ -3,11 +3,14 @@ requests, and the capacity in use (assigned jobs and pending offers)."""
 
 from __future__ import annotations
 
+import json
+import weakref
 from collections.abc import Collection, Mapping
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import ColumnElement, case, func, literal_column, or_, select, text
+from sqlalchemy import ColumnElement, Engine, Text, case, cast, func, literal_column, or_, select, text
 from sqlmodel import Session, col
 
 from dispatch.core.clock import utcnow
@@ -21,55 +24,168 @@ from services.models import Caregiver, Provider
 _DAILY_LOOKBACK = timedelta(days=2)
 
 
+# What the matcher reads of the registry: every column a ProviderInfo or CaregiverInfo is built
+# from, and nothing else (skills as their JSON text, decoded only when something changed).
+_PROVIDER_COLUMNS = (
+    col(Provider.id),
+    col(Provider.kind),
+    col(Provider.lat),
+    col(Provider.lon),
+    col(Provider.capacity),
+    col(Provider.service_radius_km),
+    cast(col(Provider.skills), Text),
+    col(Provider.open_time),
+    col(Provider.close_time),
+)
+_CAREGIVER_COLUMNS = (
+    col(Caregiver.id),
+    col(Caregiver.provider_id),
+    cast(col(Caregiver.skills), Text),
+    col(Caregiver.shift_start),
+    col(Caregiver.shift_end),
+)
+
+
+@dataclass(frozen=True)
+class _Built:
+    """Providers built from exactly these rows, caregivers' cap and records."""
+
+    rows: list[tuple[Any, ...]]
+    caregiver_rows: list[tuple[Any, ...]]
+    max_jobs: int
+    records: Mapping[int, ProviderRecord] | None
+    providers: list[ProviderInfo]
+
+    def built_from(
+        self,
+        rows: list[tuple[Any, ...]],
+        caregiver_rows: list[tuple[Any, ...]],
+        max_jobs: int,
+        records: Mapping[int, ProviderRecord] | None,
+    ) -> bool:
+        return (
+            self.records is records
+            and self.max_jobs == max_jobs
+            and self.rows == rows
+            and self.caregiver_rows == caregiver_rows
+        )
+
+
+# The last providers built, per database engine. The registry changes rarely, but building its
+# ~400 providers with their caregivers cost the match worker more than the rest of its snapshot.
+_BUILT: weakref.WeakKeyDictionary[Engine, _Built] = weakref.WeakKeyDictionary()
+
+
 def load_providers(
     session: Session,
     ids: Collection[int] | None = None,
     *,
     records: Mapping[int, ProviderRecord] | None = None,
 ) -> list[ProviderInfo]:
-    """Active providers with their active caregivers (two queries), and their records if given."""
+    """Active providers with their active caregivers (two queries), and their records if given.
+
+    The rows are read every time, as plain tuples of the columns that matter, so that a change
+    (a provider deactivated, its capacity, hours, radius, place or skills, a caregiver's skills or
+    shift) is seen by the very next call; only the building of the providers from them is
+    skipped when the rows, the caregivers' cap and the records are those of the last call."""
     max_jobs = get_settings().caregiver_max_jobs
-    stmt = select(Provider).where(col(Provider.active).is_(True))
+    stmt = select(*_PROVIDER_COLUMNS).where(col(Provider.active).is_(True)).order_by(col(Provider.id))
+    cg_stmt = select(*_CAREGIVER_COLUMNS).where(col(Caregiver.active).is_(True)).order_by(col(Caregiver.id))
     if ids is not None:
         stmt = stmt.where(col(Provider.id).in_(list(ids)))
-    providers = list(session.scalars(stmt))
-    cg_stmt = select(Caregiver).where(col(Caregiver.active).is_(True))
-    if ids is not None:
         cg_stmt = cg_stmt.where(col(Caregiver.provider_id).in_(list(ids)))
+    rows = [tuple(r) for r in session.execute(stmt)]
+    caregiver_rows = [tuple(r) for r in session.execute(cg_stmt)]
+    engine = session.get_bind()
+    if ids is not None or not isinstance(engine, Engine):
+        return _build(rows, caregiver_rows, max_jobs, records)
+    built = _BUILT.get(engine)
+    if built is None or not built.built_from(rows, caregiver_rows, max_jobs, records):
+        built = _Built(
+            rows, caregiver_rows, max_jobs, records, _build(rows, caregiver_rows, max_jobs, records)
+        )
+        _BUILT[engine] = built
+    return list(built.providers)
+
+
+def _build(
+    rows: list[tuple[Any, ...]],
+    caregiver_rows: list[tuple[Any, ...]],
+    max_jobs: int,
+    records: Mapping[int, ProviderRecord] | None,
+) -> list[ProviderInfo]:
     by_provider: dict[int, list[CaregiverInfo]] = {}
-    for cg in session.scalars(cg_stmt):
-        assert cg.id is not None
-        by_provider.setdefault(cg.provider_id, []).append(
-            CaregiverInfo(cg.id, frozenset(cg.skills), cg.shift_start, cg.shift_end, max_jobs)
+    for cid, provider_id, skills, shift_start, shift_end in caregiver_rows:
+        by_provider.setdefault(provider_id, []).append(
+            CaregiverInfo(cid, _skills(skills), shift_start, shift_end, max_jobs)
         )
     records = records or {}
     return [
-        provider_info(p, by_provider.get(p.id or 0, []), records.get(p.id or 0, ProviderRecord()))
-        for p in providers
+        ProviderInfo(
+            id=pid,
+            kind=kind,
+            lat=lat,
+            lon=lon,
+            capacity=capacity,
+            service_radius_km=radius,
+            skills=_skills(skills),
+            open_time=open_time,
+            close_time=close_time,
+            caregivers=tuple(by_provider.get(pid, ())),
+            record=records.get(pid, ProviderRecord()),
+        )
+        for pid, kind, lat, lon, capacity, radius, skills, open_time, close_time in rows
     ]
 
 
-def provider_info(
-    p: Provider, caregivers: list[CaregiverInfo], record: ProviderRecord | None = None
-) -> ProviderInfo:
-    assert p.id is not None
-    return ProviderInfo(
-        id=p.id,
-        kind=p.kind,
-        lat=p.lat,
-        lon=p.lon,
-        capacity=p.capacity,
-        service_radius_km=p.service_radius_km,
-        skills=frozenset(p.skills),
-        open_time=p.open_time,
-        close_time=p.close_time,
-        caregivers=tuple(caregivers),
-        record=record or ProviderRecord(),
-    )
+def _skills(raw: str | None) -> frozenset[str]:
+    return frozenset(json.loads(raw) or ()) if raw else frozenset()
+
+
+class RequestFields(Protocol):
+    """What the matcher reads of a request: a ServiceRequest, or a RequestRow of its columns."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def priority(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def window_start(self) -> datetime: ...
+    @property
+    def window_end(self) -> datetime: ...
+    @property
+    def details(self) -> dict[str, Any]: ...
+    @property
+    def elder_id(self) -> int: ...
+
+
+class RequestRow(NamedTuple):
+    """A request's columns the matcher reads, without the ORM object (the match worker reads a
+    whole batch of them every run)."""
+
+    id: int | None
+    version: int
+    kind: str
+    priority: str
+    created_at: datetime
+    window_start: datetime
+    window_end: datetime
+    details: dict[str, Any]
+    elder_id: int
+
+
+# In RequestRow's order, so that a row of them is one.
+REQUEST_COLUMNS = tuple(getattr(ServiceRequest, name) for name in RequestRow._fields)
 
 
 def request_info(
-    r: ServiceRequest,
+    r: RequestFields,
     lat: float,
     lon: float,
     excluded: Collection[int],
@@ -113,7 +229,11 @@ def load_holdings(
     of a group gives its day)."""
     since = utcnow() - _DAILY_LOOKBACK
     r, p = ServiceRequest, Provider
-    slot = _json_text(session, f"{r.__tablename__}.details", "slot")
+    # Only a canteen's pools are per meal slot: the JSON is read for its holdings alone.
+    json_slot = _json_text(session, f"{r.__tablename__}.details", "slot")
+    slot: ColumnElement[Any] = literal_column(
+        f"CASE WHEN {p.__tablename__}.kind = 'canteen' THEN {json_slot} END"
+    )
     window = case((col(p.kind) == "home_care", None), else_=col(r.window_start))
     jobs = (
         select(
@@ -134,12 +254,16 @@ def load_holdings(
         )
         .group_by(r.provider_id, r.caregiver_id, r.kind, slot, r.status, window)
     )
+    # The pending offers are few, the offers ever made many: status = 'pending' is written out
+    # so that SQLite may read them from the partial index uq_offer_one_pending (a bound value
+    # cannot be proven to match its WHERE), and the groups do not lead with provider_id, for
+    # which SQLite would rather walk every offer in ix_offer_provider_status to skip a sort.
     pending = (
         select(Offer.provider_id, Offer.caregiver_id, r.kind, func.min(r.window_start), slot, func.count())  # type: ignore[call-overload]
         .join(r, col(r.id) == Offer.request_id)
         .join(p, col(p.id) == Offer.provider_id)
-        .where(col(Offer.status) == OfferStatus.PENDING)
-        .group_by(Offer.provider_id, Offer.caregiver_id, r.kind, slot, window)
+        .where(col(Offer.status) == literal_column(f"'{OfferStatus.PENDING.value}'"))
+        .group_by(Offer.caregiver_id, Offer.provider_id, r.kind, slot, window)
     )
     if provider_ids is not None:
         jobs = jobs.where(col(r.provider_id).in_(list(provider_ids)))
@@ -157,13 +281,13 @@ def load_holdings(
     return out
 
 
-def _json_text(session: Session, column: str, key: str) -> ColumnElement[Any]:
+def _json_text(session: Session, column: str, key: str) -> str:
     """The JSON `column`'s `key` as text, written out in the SQL rather than bound as a
     parameter, so that PostgreSQL sees the same expression in SELECT and GROUP BY."""
     assert key.isidentifier()
     if session.get_bind().dialect.name == "postgresql":
-        return literal_column(f"{column}->>'{key}'")
-    return literal_column(f"json_extract({column}, '$.{key}')")
+        return f"{column}->>'{key}'"
+    return f"json_extract({column}, '$.{key}')"
 
 
 def lock_providers(session: Session, provider_ids: Collection[int]) -> None:

@@ -25,7 +25,7 @@ from dispatch.core.outbox import OutboxJob
 from dispatch.elders.models import Elder
 from dispatch.matching import capacity, records, refusals
 from dispatch.matching.batch import decide_batch
-from dispatch.matching.capacity import request_info
+from dispatch.matching.capacity import RequestFields, RequestRow, request_info
 from dispatch.matching.core import WAIT, Decision, Holding, Prices, ProviderInfo, RequestInfo, Usage
 from dispatch.matching.scoring import Weights
 from dispatch.orders import offers
@@ -85,7 +85,7 @@ def load_snapshot(
         (or_(col(ServiceRequest.priority) == "urgent", col(ServiceRequest.kind) == "emergency"), 0), else_=1
     )
     stmt = (
-        select(ServiceRequest, col(Elder.lat), col(Elder.lon))
+        select(*capacity.REQUEST_COLUMNS, col(Elder.lat), col(Elder.lon))
         .join(Elder, col(Elder.id) == ServiceRequest.elder_id)
         .where(col(ServiceRequest.status) == RequestStatus.QUEUED)
     )
@@ -96,13 +96,14 @@ def load_snapshot(
     ).all()
     if not rows:
         return Snapshot([], [], [], max_outbox_id)
-    requests = request_infos(session, [(r, lat, lon) for r, lat, lon in rows])
+    # Plain rows, not ORM objects: the decision only reads them (apply_decisions reads what it changes).
+    requests = request_infos(session, [(RequestRow._make(row[:-2]), row[-2], row[-1]) for row in rows])
     recs = records.load_records(session, max_age_seconds=get_settings().match_record_cache_seconds)
     providers = capacity.load_providers(session, records=recs)
     return Snapshot(requests, providers, capacity.load_holdings(session), max_outbox_id)
 
 
-def request_infos(session: Session, rows: Sequence[tuple[ServiceRequest, float, float]]) -> list[RequestInfo]:
+def request_infos(session: Session, rows: Sequence[tuple[RequestFields, float, float]]) -> list[RequestInfo]:
     """Requests with what they carry from history (declines, refusals, continuity): three
     queries for the whole batch."""
     ids = [r.id for r, _, _ in rows if r.id is not None]
@@ -180,11 +181,16 @@ def decide(
 def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[Decision]) -> Applied:
     """Make the offers and escalations decided on the snapshot, where they still hold."""
     applied = Applied()
+    if not decisions:
+        return applied
     chosen: list[tuple[ServiceRequest, Decision]] = []
     provider_ids = {d.provider_id for d in decisions if d.provider_id is not None}
     capacity.lock_providers(session, provider_ids)
     providers = {p.id: p for p in snapshot.providers if p.id in provider_ids}
-    usage = Usage(providers, capacity.load_holdings(session, provider_ids))
+    # No provider chosen (all escalated or waiting): nothing to re-check, and the capacity read
+    # would still walk every open job.
+    holdings = capacity.load_holdings(session, provider_ids) if provider_ids else []
+    usage = Usage(providers, holdings)
     by_id = {r.id: r for r in snapshot.requests}
     ids = [d.request_id for d in decisions]
     current = {

@@ -4,6 +4,9 @@ a unit someone else will need."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from dispatch.matching.arrays import providers_for
 from dispatch.matching.batch import decide_batch
 from dispatch.matching.core import WAIT, Decision, Usage, capacity_key, decide_greedy
 from dispatch.matching.prices import aggregate, capacity_prices
@@ -126,3 +129,28 @@ class TestPrices:
         assert without[now.id] == shared.id and with_prices[0].provider_id == spare.id
         (free,) = decide_batch([now], [shared, spare], [], Weights())
         assert "capacity_price" not in free.score_parts
+
+
+class TestKeptArrays:
+    """The providers' arrays are kept from batch to batch for the very same ProviderInfo objects
+    (arrays.providers_for); a provider that changed is another object, and is seen at once."""
+
+    def test_the_same_providers_decide_alike_and_share_their_arrays(self) -> None:
+        providers = [provider(north_km=1.0, capacity=1), provider(north_km=-2.0, capacity=1)]
+        batch = [request(north_km=0.0), request(north_km=2.5), request(north_km=1.0)]
+        assert decide_batch(batch, providers, []) == decide_batch(batch, list(providers), [])
+        assert providers_for(providers, Weights()) is providers_for(list(providers), Weights())
+        assert providers_for(providers, Weights()) is not providers_for(providers, NEAREST)
+
+    def test_a_changed_provider_is_seen_by_the_next_batch(self) -> None:
+        near, far = provider(north_km=1.0, capacity=1), provider(north_km=-2.0, capacity=1)
+        r = request()
+        assert placed(decide_batch([r], [near, far], [])) == {r.id: near.id}
+        narrow = replace(near, service_radius_km=0.5)
+        assert placed(decide_batch([r], [narrow, far], [])) == {r.id: far.id}
+        closed = replace(near, open_time="20:00")
+        assert placed(decide_batch([r], [closed, far], [])) == {r.id: far.id}
+        unskilled = replace(near, caregivers=(caregiver("cleaning"),))
+        needs = request(skills=("bathing",))
+        assert placed(decide_batch([needs], [unskilled, far], [])) == {needs.id: far.id}
+        assert placed(decide_batch([r], [near, far], [])) == {r.id: near.id}
