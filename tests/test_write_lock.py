@@ -150,3 +150,21 @@ def test_a_forked_child_closing_its_copy_leaves_the_parents_lock(db: Path) -> No
     assert not _is_free(db), "the child let go of the parent's lock"
     conn.commit()
     assert _is_free(db)
+
+
+def test_try_write_lock_takes_a_free_lock_and_never_waits_for_a_held_one(db: Path) -> None:
+    """write_on_loop takes the lock on the event loop only when it is free (try_write_lock);
+    held by another writer, it answers False at once and the waiting is done off the loop."""
+    holder, other = _connect(db), _connect(db)
+    _begin(holder)
+    started = time.monotonic()
+    assert other.try_write_lock() is False
+    assert time.monotonic() - started < 1.0
+    holder.execute("INSERT INTO t VALUES (1)")
+    holder.commit()
+    assert other.try_write_lock() is True and other.try_write_lock() is True  # holds it, once
+    assert not _is_free(db)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (2)")
+    other.commit()
+    assert _is_free(db)

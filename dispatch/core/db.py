@@ -144,7 +144,7 @@ async def write_on_loop(work: Callable[[Session], T]) -> T:
     with engine.connect() as connection:
         gated = connection.connection.dbapi_connection
         try:
-            if isinstance(gated, GatedConnection):
+            if isinstance(gated, GatedConnection) and not gated.try_write_lock():  # else: wait off the loop
                 await anyio.to_thread.run_sync(gated.hold_write_lock, abandon_on_cancel=False)
             with Session(bind=connection, expire_on_commit=False) as session:
                 result = work(session)

@@ -86,6 +86,14 @@ class GatedConnection(sqlite3.Connection):
             lock_within(self._lock_fd, self.lock_timeout)
             self._holding = True
 
+    def try_write_lock(self) -> bool:
+        """Take the lock only if it is free now (never waits); True if this connection holds it."""
+        if self._lock_fd is None or os.getpid() != self._pid:
+            return True  # no file lock here (a memory database, a forked child): nothing to take
+        if not self._holding and _try_lock(self._lock_fd):
+            self._holding = True
+        return self._holding
+
     def _let_go(self) -> None:
         if self._holding and os.getpid() == self._pid:
             self._holding = False
