@@ -162,15 +162,15 @@ def family_phones_of(*, session: Session, elder_ids: Iterable[int]) -> dict[int,
     if not ids:
         return phones
     stmt = (
-        select(FamilyLink, User)
+        select(col(FamilyLink.elder_id), col(User.phone))
         .join(User, col(User.id) == FamilyLink.user_id)
-        .where(col(FamilyLink.elder_id).in_(ids))
+        .where(col(FamilyLink.elder_id).in_(ids), col(User.active).is_(True), col(User.phone).is_not(None))
         .order_by(col(FamilyLink.id))
     )
-    for link, user in session.exec(stmt).all():
-        mine = phones.setdefault(link.elder_id, [])
-        if user.active and user.phone and user.phone not in mine:
-            mine.append(user.phone)
+    for elder_id, phone in session.exec(stmt).all():
+        mine = phones.setdefault(elder_id, [])
+        if phone and phone not in mine:
+            mine.append(phone)
     return phones
 
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import NamedTuple, Protocol
 
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from dispatch.core.auth import Role, User, mask_name
@@ -80,11 +82,35 @@ def manual_dispatch_text(request: ServiceRequest, elder: Elder) -> str:
     )
 
 
+class ElderNamed(Protocol):
+    """What a text says of an elder (an Elder, or its two columns read alone)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def township(self) -> str: ...
+
+
+class ProviderNamed(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class _ElderName(NamedTuple):
+    name: str
+    township: str
+
+
+class _ProviderName(NamedTuple):
+    name: str
+
+
 def family_text(
     purpose: str,
     request: ServiceRequest,
-    elder: Elder,
-    provider: Provider | None,
+    elder: ElderNamed,
+    provider: ProviderNamed | None,
     *,
     eta_minutes: int | None = None,
 ) -> str:
@@ -263,11 +289,32 @@ def family_messages(
     for request in requests:
         if request.id not in provider_of and request.provider_id:
             provider_of[request.id] = request.provider_id
-    elders = _elders(session, {r.elder_id for r in requests})
-    providers = _providers(session, set(provider_of.values()))
     phones = elder_service.family_phones_of(session=session, elder_ids=[r.elder_id for r in requests])
+    told = [r for r in requests if phones.get(r.elder_id)]  # most elders have no relative's phone
+    if not told:
+        return []
+    # Only the columns a text says (the ORM objects cost several times more to build).
+    elders = {
+        row.id: _ElderName(row.name, row.township)
+        for row in session.execute(
+            sql_select(col(Elder.id), col(Elder.name), col(Elder.township)).where(
+                col(Elder.id).in_({r.elder_id for r in told})
+            )
+        )
+    }
+    wanted = {provider_of[r.id] for r in told if r.id in provider_of}
+    providers = (
+        {
+            row.id: _ProviderName(row.name)
+            for row in session.execute(
+                sql_select(col(Provider.id), col(Provider.name)).where(col(Provider.id).in_(wanted))
+            )
+        }
+        if wanted
+        else {}
+    )
     messages = []
-    for request in requests:
+    for request in told:
         elder = elders.get(request.elder_id)
         if elder is None:
             continue

@@ -45,20 +45,23 @@ def queue_sms(
     return message
 
 
-_INSERT = Message.__table__.insert()  # type: ignore[attr-defined]
+_TABLE = Message.__table__  # type: ignore[attr-defined]
+_INSERT = _TABLE.insert().returning(_TABLE.c.id, sort_by_parameter_order=True)
 
 
 def queue_sms_many(session: Session, messages: Sequence[Message]) -> None:
     """Owe SMS at once: one insert of the rows (Core: the ORM's flush cost several times more
     per row, inside the write lock), and one shared send job for every queued message (one run
-    sends a batch of them). The Message objects stay outside the session, without ids."""
+    sends a batch of them). The Message objects get their ids; they stay outside the session."""
     if not messages:
         return
     rows = []
     for message in messages:
         message.body = message.body[:480]
         rows.append(message.model_dump(exclude={"id"}))
-    session.connection().execute(_INSERT, rows)
+    ids = session.connection().execute(_INSERT, rows).scalars().all()
+    for message, message_id in zip(messages, ids, strict=True):
+        message.id = message_id
     add_job(session, JobName.SEND_PENDING_SMS, queue=QueueName.NOTIFY, coalesce=COALESCE_SMS)
 
 
