@@ -73,6 +73,16 @@ class Client:
     sent_seq: int = 0
     _wrote_bytes: int = 0
     _wrote_frames: int = 0
+    _unchecked: int = 0  # bytes written since the kernel's send queue was last looked at
+
+    def scope(self) -> tuple[object, ...]:
+        """Clients of the same scope want the same frames (the pump filters once per scope)."""
+        role = self.principal.role
+        if role == Role.PROVIDER:
+            return (role, self.principal.provider_id, self.only_elder)
+        if role == Role.FAMILY:
+            return (role, self.elder_ids, self.only_elder)
+        return ("staff", self.only_elder)
 
     def wants(self, frame: Frame) -> bool:
         if self.only_elder is not None and frame.elder_id != self.only_elder:
@@ -84,8 +94,9 @@ class Client:
             return frame.elder_id in self.elder_ids
         return True
 
-    def deliver(self, frames: list[Frame]) -> None:
-        """Frames this client wants, in order: one write on its wire, else onto its queue."""
+    def deliver(self, frames: list[Frame], data: bytes | None = None) -> None:
+        """Frames this client wants, in order: one write on its wire, else onto its queue.
+        `data`: the frames' bytes joined, if the caller has them (shared by a whole scope)."""
         if self.dropped or not frames:
             return
         if self.wire is None:
@@ -93,9 +104,9 @@ class Client:
                 self.offer(frame)
             return
         if frames[0].seq <= self.sent_seq:
-            frames = [frame for frame in frames if frame.seq > self.sent_seq]
+            frames, data = [frame for frame in frames if frame.seq > self.sent_seq], None
         if frames:
-            self._write(frames)
+            self._write(frames, data)
 
     def offer(self, frame: Frame) -> None:
         if self.dropped:
@@ -113,17 +124,29 @@ class Client:
         if backlog:
             self._write(backlog)
 
-    def _write(self, frames: list[Frame]) -> None:
+    def _write(self, frames: list[Frame], data: bytes | None = None) -> None:
         assert self.wire is not None
-        data = frames[0].data if len(frames) == 1 else b"".join(f.data for f in frames)
+        if data is None:
+            data = joined(frames)
         if not self.wire.write(data):
             self.close()  # the connection is closing: the sender ends, the endpoint cleans up
             return
         self.sent_seq = frames[-1].seq
         self._wrote_bytes += len(data)
         self._wrote_frames += len(frames)
-        # The bound is in frames, as for the queue: bytes unread over the mean frame size.
-        if self.wire.unread() * self._wrote_frames > self.queue.maxsize * self._wrote_bytes:
+        self._unchecked += len(data)
+        # The bound is in frames, as for the queue: bytes unread over the mean frame size. The
+        # kernel's queue is looked at (a system call) once an eighth of the bound was written
+        # since the last look, or at once when the transport holds bytes in user space (the
+        # kernel's buffer is full): a console is cut off within 1/8 past its bound.
+        maxsize = self.queue.maxsize
+        if (
+            self._unchecked * 8 * self._wrote_frames < maxsize * self._wrote_bytes
+            and not self.wire.buffered()
+        ):
+            return
+        self._unchecked = 0
+        if self.wire.unread() * self._wrote_frames > maxsize * self._wrote_bytes:
             self.cut_off()
 
     def cut_off(self) -> None:
@@ -141,6 +164,10 @@ class Client:
             if self.queue.full():
                 self.queue.get_nowait()
         self.queue.put_nowait(None)
+
+
+def joined(frames: list[Frame]) -> bytes:
+    return frames[0].data if len(frames) == 1 else b"".join(f.data for f in frames)
 
 
 def to_frame(event: Event) -> Frame:
@@ -319,10 +346,21 @@ class EventHub:
             if not frames:
                 return
             self.last_seq = frames[-1].seq
-            for client in list(self.clients):
-                client.deliver([frame for frame in frames if client.wants(frame)])
+            self._fan_out(frames)
             if len(frames) < FETCH_LIMIT:
                 return
+
+    def _fan_out(self, frames: list[Frame]) -> None:
+        """Each scope's frames are picked, and joined into one write, once for all its clients
+        (every operator console of the district wants the same bytes)."""
+        scopes: dict[tuple[object, ...], tuple[list[Frame], bytes | None]] = {}
+        for client in list(self.clients):
+            key = client.scope()
+            picked = scopes.get(key)
+            if picked is None:
+                wanted = [frame for frame in frames if client.wants(frame)]
+                picked = scopes[key] = (wanted, joined(wanted) if wanted else None)
+            client.deliver(*picked)
 
 
 def _seq_of(message: dict[str, object]) -> int:

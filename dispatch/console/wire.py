@@ -57,6 +57,10 @@ class FrameWire:
         self._protocol.transport.write(data)
         return True
 
+    def buffered(self) -> bool:
+        """Bytes wait in user space: the kernel's send buffer is full."""
+        return bool(self._protocol.transport.get_write_buffer_size())
+
     def unread(self) -> int:
         """Bytes written that the client has not received yet: those still in user space, and
         those in the kernel's send queue (Linux's SIOCOUTQ: unsent or unacknowledged). The
