@@ -14,10 +14,10 @@ import multiprocessing as mp
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
+from _wsclient import LeanConsole
+from websockets.asyncio.client import connect
 
 
 def ws_url(base: str, token: str, since: int = 0) -> str:
@@ -86,30 +86,19 @@ class ConsoleStats:
 
 
 async def _console(url: str, stats: ConsoleStats, stop: asyncio.Event, sample_every: int) -> None:
+    """One console of the fan-out: a lean client (bench/_wsclient.py), so that 200 of them in
+    one process measure the server's delivery rather than their own Python per message."""
     try:
-        async with connect(url, max_size=2**22, open_timeout=60) as ws:
-            stats.connected = True
-            reader = asyncio.create_task(_read(ws, stats, sample_every))
-            await stop.wait()
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+        console = await LeanConsole.connect(url, stats, sample_every)
+        stats.connected = True
+        await stop.wait()
+        if console.close_code is not None:
+            stats.error = f"closed {console.close_code}"  # cut off by the server
+        await console.close()
     except Exception as exc:
         stats.error = repr(exc)
     finally:
         stats.connected = stats.connected or bool(stats.error)
-
-
-async def _read(ws: ClientConnection, stats: ConsoleStats, sample_every: int) -> None:
-    # A plain `async for`: a timeout per message (asyncio.wait_for) cost the 200 consoles'
-    # process more CPU than the frames themselves, and it, not the API, set the rate measured.
-    async for message in ws:
-        now = time.time()
-        stats.frames += 1
-        stats.first = stats.first or now
-        stats.last = now
-        if stats.frames % sample_every == 0:
-            at = json.loads(message)["at"]
-            stats.delays_ms.append((now - datetime.fromisoformat(at).timestamp()) * 1000)
 
 
 async def _stalled(url: str, stop: asyncio.Event) -> str:
