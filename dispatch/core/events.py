@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +60,25 @@ class Event(SQLModel, table=True):
 
     def to_json(self) -> str:
         return json.dumps(self.to_message(), ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    """An event written set-wise (insert_events): the row and its seq, without an ORM object
+    (building one cost more than writing the row)."""
+
+    seq: int
+    type: str
+    request_id: int | None
+    elder_id: int | None
+    provider_id: int | None
+    status: str | None
+    at: datetime
+    data: dict[str, Any]
+
+
+# Either way an event was written: one at a time (emit) or set-wise (insert_events).
+EventLike = Event | Emitted
 
 
 _INSERT = Event.__table__.insert().returning(Event.__table__.c.seq, sort_by_parameter_order=True)  # type: ignore[attr-defined]

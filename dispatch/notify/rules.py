@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from dispatch.core.auth import Role, User, mask_name
 from dispatch.core.clock import local
 from dispatch.core.config import get_settings
-from dispatch.core.events import Event
+from dispatch.core.events import EventLike
 from dispatch.elders import service as elder_service
 from dispatch.elders.models import Elder
 from dispatch.notify.models import Message
@@ -180,7 +180,7 @@ def _provider_message(
 # ---- rules by event ---------------------------------------------------------------------
 
 
-def _offered(session: Session, request: ServiceRequest, event: Event) -> None:
+def _offered(session: Session, request: ServiceRequest, event: EventLike) -> None:
     elder = session.get(Elder, request.elder_id)
     provider_id = event.data.get("provider_id")
     if elder is None or not provider_id:
@@ -189,7 +189,7 @@ def _offered(session: Session, request: ServiceRequest, event: Event) -> None:
     _tell_provider(session, request, int(provider_id), "offer", offer_text(request, elder, expires))
 
 
-def _assigned(session: Session, request: ServiceRequest, event: Event) -> None:
+def _assigned(session: Session, request: ServiceRequest, event: EventLike) -> None:
     if event.data.get("manual") and request.provider_id:
         elder = session.get(Elder, request.elder_id)
         if elder is not None:
@@ -198,18 +198,18 @@ def _assigned(session: Session, request: ServiceRequest, event: Event) -> None:
     _tell_family(session, request, "assigned")
 
 
-def _completed(session: Session, request: ServiceRequest, _event: Event) -> None:
+def _completed(session: Session, request: ServiceRequest, _event: EventLike) -> None:
     _tell_family(session, request, "completed")
 
 
-def _escalated(session: Session, request: ServiceRequest, _event: Event) -> None:
+def _escalated(session: Session, request: ServiceRequest, _event: EventLike) -> None:
     # An emergency told the family at intake already; a welfare check tells them itself.
     if request.kind == "emergency" or request.escalation_reason in _OWN_FAMILY_TEXT:
         return
     _tell_family(session, request, "escalated")
 
 
-_RULES: dict[str, Callable[[Session, ServiceRequest, Event], None]] = {
+_RULES: dict[str, Callable[[Session, ServiceRequest, EventLike], None]] = {
     "request.offered": _offered,
     "request.assigned": _assigned,
     "request.completed": _completed,
@@ -217,14 +217,14 @@ _RULES: dict[str, Callable[[Session, ServiceRequest, Event], None]] = {
 }
 
 
-def after_transition(session: Session, request: ServiceRequest, event: Event) -> None:
+def after_transition(session: Session, request: ServiceRequest, event: EventLike) -> None:
     """The texts a change of status owes, queued in the change's own transaction."""
     rule = _RULES.get(event.type)
     if rule is not None:
         rule(session, request, event)
 
 
-def after_transitions(session: Session, pairs: Sequence[tuple[ServiceRequest, Event]]) -> None:
+def after_transitions(session: Session, pairs: Sequence[tuple[ServiceRequest, EventLike]]) -> None:
     """after_transition() for many changes at once, in bulk where it counts: the matcher's
     offers (one read of the elders, one of the providers, one insert of the messages) and the
     families told of accepted offers (one read each of elders, providers and relatives)."""
@@ -254,7 +254,7 @@ def after_transitions(session: Session, pairs: Sequence[tuple[ServiceRequest, Ev
     queue_sms_many(session, messages)
 
 
-def _family_told_in_bulk(event: Event) -> bool:
+def _family_told_in_bulk(event: EventLike) -> bool:
     """An accepted offer tells only the family (a manual dispatch also texts the provider)."""
     return event.type == "request.assigned" and not event.data.get("manual")
 

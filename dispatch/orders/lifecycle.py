@@ -4,10 +4,11 @@ refuses anything else, applies the change as a compare-and-set, and writes the e
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import case, literal, tuple_, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
@@ -15,7 +16,7 @@ from dispatch.core import audit
 from dispatch.core.auth import Principal
 from dispatch.core.clock import utcnow
 from dispatch.core.errors import Conflict, InvalidTransition
-from dispatch.core.events import Event, emit, insert_events, lock_event_order
+from dispatch.core.events import Emitted, Event, emit, insert_events, lock_event_order
 from dispatch.notify import rules as sms_rules
 from dispatch.notify.models import Message
 from dispatch.notify.service import queue_sms_many
@@ -130,8 +131,8 @@ def transition_many(
     before_events: Callable[[list[ServiceRequest]], None] | None = None,
     changes: Callable[[ServiceRequest], dict[str, Any]] | None = None,
     actor: Callable[[ServiceRequest], tuple[Principal | None, str]] | None = None,
-    texts: Callable[[list[tuple[ServiceRequest, Event]]], Sequence[Message]] | None = None,
-) -> list[tuple[ServiceRequest, Event]]:
+    texts: Callable[[list[tuple[ServiceRequest, Emitted]]], Sequence[Message]] | None = None,
+) -> list[tuple[ServiceRequest, Emitted]]:
     """transition() for many requests at once, set-wise: one compare-and-set UPDATE (each row
     on the status and version this caller read), one insert of the events, one of the audit
     rows, the texts in bulk. Returns the (request, event) pairs that won; a request changed by
@@ -153,24 +154,7 @@ def transition_many(
     lock_event_order(session)
     now = utcnow()
     per_row = {r.id: changes(r) for r in requests} if changes else {}
-    extra = _row_values(per_row)
-    won = set(
-        session.scalars(
-            update(ServiceRequest)
-            .where(
-                # The ids alone as well: SQLite then finds the rows by their key instead of
-                # scanning every request of the status.
-                col(ServiceRequest.id).in_([r.id for r in requests]),
-                tuple_(col(ServiceRequest.id), col(ServiceRequest.version)).in_(
-                    [(r.id, r.version) for r in requests]
-                ),
-                col(ServiceRequest.status) == current.value,
-            )
-            .values(status=target.value, version=col(ServiceRequest.version) + 1, updated_at=now, **extra)
-            .returning(col(ServiceRequest.id))
-            .execution_options(synchronize_session=False)
-        )
-    )
+    won = _compare_and_set(session, requests, current, target, now, per_row)
     winners = [r for r in requests if r.id in won]
     if not winners:
         return []
@@ -194,7 +178,7 @@ def transition_many(
         for r in winners
     ]
     seqs = insert_events(session, rows)
-    events = [Event(seq=seq, **row) for seq, row in zip(seqs, rows, strict=True)]
+    events = [Emitted(seq=seq, **row) for seq, row in zip(seqs, rows, strict=True)]
     audit.record_changes(
         session,
         [
@@ -210,21 +194,51 @@ def transition_many(
     return pairs
 
 
-def _row_values(per_row: dict[int | None, dict[str, Any]]) -> dict[str, Any]:
-    """SET values for columns that differ row by row: one CASE on the id each (typed as the
-    column, so dates are stored as the column stores them); a value shared by all, as is."""
-    keys = {key for values in per_row.values() for key in values}
-    out: dict[str, Any] = {}
-    for key in sorted(keys):
-        column = ServiceRequest.__table__.c[key]  # type: ignore[attr-defined]
-        values = {rid: v[key] for rid, v in per_row.items() if key in v}
-        distinct = set(values.values())
-        if len(values) == len(per_row) and len(distinct) == 1:
-            out[key] = distinct.pop()
-        else:
-            out[key] = case(
-                {rid: literal(v, type_=column.type) for rid, v in values.items()},
-                value=col(ServiceRequest.id),
-                else_=column,
-            )
-    return out
+_REQUESTS = ServiceRequest.__table__  # type: ignore[attr-defined]
+
+
+def _compare_and_set(
+    session: Session,
+    requests: Sequence[ServiceRequest],
+    current: RequestStatus,
+    target: RequestStatus,
+    now: datetime,
+    per_row: dict[int | None, dict[str, Any]],
+) -> set[int | None]:
+    """Move each request that is still at the status and version this caller read; the ids
+    that moved. One UPDATE by primary key executed for every row (executemany: compiled once,
+    looped in the driver), its per-row columns bound like the others. Where fewer rows moved
+    than were asked (someone else changed one), the winners are those now carrying this
+    update's version, status and exact timestamp."""
+    columns = sorted({key for values in per_row.values() for key in values})
+    if any(set(values) != set(columns) for values in per_row.values()) or (
+        per_row and len(per_row) != len(requests)
+    ):
+        raise ValueError("transition_many: changes() must give the same columns for every request")
+    c = _REQUESTS.c
+    stmt = (
+        _REQUESTS.update()
+        .where(c.id == bindparam("b_id"), c.version == bindparam("b_version"), c.status == current.value)
+        .values(
+            status=target.value,
+            version=c.version + 1,
+            updated_at=bindparam("b_now", type_=c.updated_at.type),
+            **{key: bindparam(f"b_{key}", type_=c[key].type) for key in columns},
+        )
+    )
+    params = [
+        {"b_id": r.id, "b_version": r.version, "b_now": now, **{f"b_{k}": per_row[r.id][k] for k in columns}}
+        for r in requests
+    ]
+    moved = session.connection().execute(stmt, params).rowcount
+    if moved == len(requests):
+        return {r.id for r in requests}
+    expected = {r.id: r.version + 1 for r in requests}
+    rows = session.connection().execute(
+        select(c.id, c.version, c.status, c.updated_at).where(c.id.in_(list(expected)))
+    )
+    return {
+        row.id
+        for row in rows
+        if row.version == expected[row.id] and row.status == target.value and row.updated_at == now
+    }
