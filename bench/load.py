@@ -45,6 +45,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 RESULTS = Path(__file__).parent / "results"
+# The providers' phones, each with a connection of its own: 384 in the demo district. With 32
+# the accepts queued in the load generator itself (each waits ~20-60 ms for its batch's commit).
+ACCEPT_CONNECTIONS = 128
 console = Console()
 
 
@@ -206,7 +209,7 @@ async def platform_phases(run: Run, platform: Platform, workload: Workload) -> N
     args, r = run.args, run.results
     observer = Observer(ws_url(platform.base, workload.operator_token))
     await observer.start()
-    accept_pool = Pool("127.0.0.1", platform.port, 32)
+    accept_pool = Pool("127.0.0.1", platform.port, ACCEPT_CONNECTIONS)
     try:
         warm = await _phases.drive(
             run, platform, workload, observer, _phases.Phase("warm-up", 50, 3), accept_pool
@@ -248,7 +251,7 @@ async def naive_phase(run: Run, platform: Platform, workload: Workload) -> None:
         since = last_seq(session)
     observer = Observer(ws_url(platform.base, workload.operator_token, since))
     await observer.start()
-    accept_pool = Pool("127.0.0.1", platform.port, 32)
+    accept_pool = Pool("127.0.0.1", platform.port, ACCEPT_CONNECTIONS)
     rate = run.args.naive_rate or run.args.pipeline_rate
     try:
         phase = await _phases.drive(
