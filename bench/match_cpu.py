@@ -157,34 +157,57 @@ def _leave_open_jobs(n: int) -> None:
 
 
 def measure(runs: int) -> list[dict[str, float]]:
-    """Snapshot, decide and apply `runs` times over the same queue (each apply rolled back)."""
-    from dispatch.core.db import new_session
+    """Snapshot, decide and apply `runs` times over the same queue (each apply rolled back).
+
+    The write transaction is timed apart, as the match worker runs it (the outbox rows claimed,
+    the decisions applied): from the moment SQLite's write lock is taken (BEGIN IMMEDIATE, the
+    transaction's first statement) to the end of the rollback that stands in for the worker's
+    commit, in process time and in wall time. Every intake and accept of the district waits
+    that long."""
+    from sqlalchemy import event
+
+    from dispatch.core.db import get_engine, new_session
+    from dispatch.core.jobs import COALESCE_MATCH
+    from dispatch.core.outbox import claim_coalesced
     from dispatch.matching import service
 
+    began: dict[str, float] = {}
+
+    def _began(_conn: object) -> None:  # after the engine's own listener took the lock
+        began.update(cpu=time.process_time(), wall=time.perf_counter())
+
+    engine = get_engine()
+    event.listen(engine, "begin", _began)
     out = []
-    for _ in range(runs):
-        started = time.process_time()
-        read = new_session(write=False)
-        snapshot = service.load_snapshot(read)
-        read.close()
-        snapshotted = time.process_time()
-        decisions = service.decide(snapshot)
-        decided = time.process_time()
-        write = new_session()
-        applied = service.apply_decisions(write, snapshot, decisions)
-        write.rollback()
-        write.close()
-        done = time.process_time()
-        out.append(
-            {
-                "requests": len(snapshot.requests),
-                "offered": applied.offered,
-                "snapshot_ms": (snapshotted - started) * 1000,
-                "decide_ms": (decided - snapshotted) * 1000,
-                "apply_ms": (done - decided) * 1000,
-                "total_ms": (done - started) * 1000,
-            }
-        )
+    try:
+        for _ in range(runs):
+            started = time.process_time()
+            read = new_session(write=False)
+            snapshot = service.load_snapshot(read)
+            read.close()
+            snapshotted = time.process_time()
+            decisions = service.decide(snapshot)
+            decided = time.process_time()
+            write = new_session()
+            claim_coalesced(write, COALESCE_MATCH, up_to=snapshot.max_outbox_id)
+            applied = service.apply_decisions(write, snapshot, decisions)
+            write.rollback()
+            write.close()
+            done, done_wall = time.process_time(), time.perf_counter()
+            out.append(
+                {
+                    "requests": len(snapshot.requests),
+                    "offered": applied.offered,
+                    "snapshot_ms": (snapshotted - started) * 1000,
+                    "decide_ms": (decided - snapshotted) * 1000,
+                    "apply_ms": (done - decided) * 1000,
+                    "total_ms": (done - started) * 1000,
+                    "held_cpu_ms": (done - began["cpu"]) * 1000,
+                    "held_wall_ms": (done_wall - began["wall"]) * 1000,
+                }
+            )
+    finally:
+        event.remove(engine, "begin", _began)
     return out
 
 
@@ -215,6 +238,12 @@ def main() -> None:
     for part in ("snapshot_ms", "decide_ms", "apply_ms", "total_ms"):
         ms = statistics.median(r[part] for r in runs)
         print(f"{part.removesuffix('_ms'):<14} {ms:>8.2f} {ms * 1000 / max(first['requests'], 1):>9.0f} us")
+    held = sorted(r["held_cpu_ms"] for r in runs)
+    wall = sorted(r["held_wall_ms"] for r in runs)
+    print(
+        f"write lock held: {statistics.median(held):.2f} ms CPU median (max {held[-1]:.2f}),"
+        f" {statistics.median(wall):.2f} ms wall median (max {wall[-1]:.2f})"
+    )
 
 
 if __name__ == "__main__":
