@@ -1,7 +1,8 @@
 """The match worker's CPU per batch, on the demo district in a SQLite file: the snapshot, the
-decision and the guarded apply of `workers.matching.match_pending`, timed apart with
-`time.process_time()` (robust to other load on a shared machine; SQLite runs in this process,
-so its work is counted too; a PostgreSQL server's is not).
+decision, the reads for the apply and the guarded apply of `workers.matching.match_pending`,
+timed apart with `time.process_time()` (robust to other load on a shared machine; SQLite runs
+in this process, so its work is counted too; a PostgreSQL server's is not), and how long the
+apply holds SQLite's write lock, which every intake and accept of the district waits for.
 
 Seeds the demo district once into `--dir` (kept for later runs), lifts capacities as the load
 benchmark does (bench/_workload.py prepare_district), optionally leaves `--open-jobs` requests
