@@ -1,7 +1,8 @@
 """The match worker's CPU per batch, on the demo district in a SQLite file: the snapshot, the
-decision and the guarded apply of `workers.matching.match_pending`, timed apart with
-`time.process_time()` (robust to other load on a shared machine; SQLite runs in this process,
-so its work is counted too; a PostgreSQL server's is not).
+decision, the reads for the apply and the guarded apply of `workers.matching.match_pending`,
+timed apart with `time.process_time()` (robust to other load on a shared machine; SQLite runs
+in this process, so its work is counted too; a PostgreSQL server's is not), and how long the
+apply holds SQLite's write lock, which every intake and accept of the district waits for.
 
 Seeds the demo district once into `--dir` (kept for later runs), lifts capacities as the load
 benchmark does (bench/_workload.py prepare_district), optionally leaves `--open-jobs` requests
@@ -157,34 +158,59 @@ def _leave_open_jobs(n: int) -> None:
 
 
 def measure(runs: int) -> list[dict[str, float]]:
-    """Snapshot, decide and apply `runs` times over the same queue (each apply rolled back)."""
-    from dispatch.core.db import new_session
-    from dispatch.matching import service
+    """Snapshot, decide and apply `runs` times over the same queue (each apply rolled back).
 
+    "prepare" is the reads before the write transaction (workers/matching.py: prepare), "apply"
+    the write transaction as the match worker runs it (apply_batch). The time the write lock is
+    held is timed apart: from the moment SQLite's write lock is taken (BEGIN IMMEDIATE, the
+    transaction's first statement) to the end of the rollback that stands in for the worker's
+    commit, in process time and in wall time. Every intake and accept of the district waits
+    that long."""
+    from sqlalchemy import event
+
+    from dispatch.core.db import get_engine, new_session
+    from dispatch.matching import service
+    from workers import matching
+
+    began: dict[str, float] = {}
+
+    def _began(_conn: object) -> None:  # after the engine's own listener took the lock
+        began.update(cpu=time.process_time(), wall=time.perf_counter())
+
+    engine = get_engine()
+    event.listen(engine, "begin", _began)
     out = []
-    for _ in range(runs):
-        started = time.process_time()
-        read = new_session(write=False)
-        snapshot = service.load_snapshot(read)
-        read.close()
-        snapshotted = time.process_time()
-        decisions = service.decide(snapshot)
-        decided = time.process_time()
-        write = new_session()
-        applied = service.apply_decisions(write, snapshot, decisions)
-        write.rollback()
-        write.close()
-        done = time.process_time()
-        out.append(
-            {
-                "requests": len(snapshot.requests),
-                "offered": applied.offered,
-                "snapshot_ms": (snapshotted - started) * 1000,
-                "decide_ms": (decided - snapshotted) * 1000,
-                "apply_ms": (done - decided) * 1000,
-                "total_ms": (done - started) * 1000,
-            }
-        )
+    try:
+        for _ in range(runs):
+            started = time.process_time()
+            read = new_session(write=False)
+            snapshot = service.load_snapshot(read)
+            read.close()
+            snapshotted = time.process_time()
+            decisions = service.decide(snapshot)
+            decided = time.process_time()
+            prepared = matching.prepare(snapshot, decisions)
+            ready = time.process_time()
+            write = new_session()
+            applied = matching.apply_batch(write, prepared)
+            write.rollback()
+            write.close()
+            done, done_wall = time.process_time(), time.perf_counter()
+            out.append(
+                {
+                    "requests": len(snapshot.requests),
+                    "offered": applied.offered,
+                    "snapshot_ms": (snapshotted - started) * 1000,
+                    "decide_ms": (decided - snapshotted) * 1000,
+                    "prepare_ms": (ready - decided) * 1000,
+                    "apply_ms": (done - ready) * 1000,
+                    "total_ms": (done - started) * 1000,
+                    "held_cpu_ms": (done - began["cpu"]) * 1000,
+                    "held_wall_ms": (done_wall - began["wall"]) * 1000,
+                }
+            )
+    finally:
+        event.remove(engine, "begin", _began)
     return out
 
 
@@ -212,9 +238,15 @@ def main() -> None:
     print(f"{args.requests} queued, {args.open_jobs} open jobs; {first['offered']} offered per run")
     print(f"cold run: {first['total_ms']:.1f} ms CPU")
     print(f"{'median of ' + str(args.runs):<14} {'ms CPU':>8} {'per request':>12}")
-    for part in ("snapshot_ms", "decide_ms", "apply_ms", "total_ms"):
+    for part in ("snapshot_ms", "decide_ms", "prepare_ms", "apply_ms", "total_ms"):
         ms = statistics.median(r[part] for r in runs)
         print(f"{part.removesuffix('_ms'):<14} {ms:>8.2f} {ms * 1000 / max(first['requests'], 1):>9.0f} us")
+    held = sorted(r["held_cpu_ms"] for r in runs)
+    wall = sorted(r["held_wall_ms"] for r in runs)
+    print(
+        f"write lock held: {statistics.median(held):.2f} ms CPU median (max {held[-1]:.2f}),"
+        f" {statistics.median(wall):.2f} ms wall median (max {wall[-1]:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import logging
 import time
 
 import redis
+from sqlmodel import Session
 
 from dispatch.core import faults
 from dispatch.core.config import get_settings
@@ -15,6 +16,7 @@ from dispatch.core.outbox import HURRY_KEY, claim, claim_coalesced, clear_wake
 from dispatch.core.redis import get_redis
 from dispatch.matching import forecast
 from dispatch.matching import service as matching_service
+from dispatch.matching.core import Decision
 from dispatch.orders import offers
 
 log = logging.getLogger(__name__)
@@ -46,13 +48,11 @@ def match_pending() -> dict[str, int]:
     with session_scope(write=False) as session:
         snapshot = matching_service.load_snapshot(session)
     decisions = matching_service.decide(snapshot, prices=prices if settings.match_forecast_days else None)
-    cpu_ms = (time.process_time() - started) * 1000
+    cpu_ms = (time.process_time() - started) * 1000  # what the log reports (bench/_phases.py)
+    prepared = prepare(snapshot, decisions)
     faults.point("match.before_apply")
     with session_scope() as session:
-        claim_coalesced(session, COALESCE_MATCH, up_to=snapshot.max_outbox_id)
-        applied = matching_service.apply_decisions(session, snapshot, decisions)
-        if len(snapshot.requests) >= matching_service.BATCH_LIMIT:
-            offers.request_matching(session)  # more are waiting than one batch takes
+        applied = apply_batch(session, prepared)
     log.info(
         "matched %d request(s): %d offered, %d escalated, %d waiting, %d skipped (%.1f ms cpu)",
         len(snapshot.requests),
@@ -72,6 +72,25 @@ def match_pending() -> dict[str, int]:
     }
 
 
+def prepare(snapshot: matching_service.Snapshot, decisions: list[Decision]) -> matching_service.Prepared:
+    """Everything the batch's write transaction needs, read before it (in a read transaction of
+    its own, so that a request changed while the matcher decided is left out already; with no
+    decisions it reads nothing)."""
+    with session_scope(write=False) as session:
+        return matching_service.prepare_apply(session, snapshot, decisions)
+
+
+def apply_batch(session: Session, prepared: matching_service.Prepared) -> matching_service.Applied:
+    """The batch's write transaction, kept to compare-and-sets, the capacity re-check and inserts:
+    every intake and accept of the district waits for it on SQLite (bench/match_cpu.py times it)."""
+    snapshot = prepared.snapshot
+    claim_coalesced(session, COALESCE_MATCH, up_to=snapshot.max_outbox_id)
+    applied = matching_service.apply_prepared(session, prepared)
+    if len(snapshot.requests) >= matching_service.BATCH_LIMIT:
+        offers.request_matching(session)  # more are waiting than one batch takes
+    return applied
+
+
 def match_request(*, request_id: int, outbox_id: int | None = None) -> str:
     """Match one request on its own: the naive reference of bench/load.py (MATCH_MODE=per_request),
     one job per request and no batch window. The same snapshot, decision and guarded apply as the
@@ -80,10 +99,11 @@ def match_request(*, request_id: int, outbox_id: int | None = None) -> str:
     with session_scope(write=False) as session:
         snapshot = matching_service.load_snapshot(session, request_ids=[request_id])
     decisions = matching_service.decide(snapshot)
+    prepared = prepare(snapshot, decisions)
     with session_scope() as session:
         if not claim(session, outbox_id):
             return "done before"
-        applied = matching_service.apply_decisions(session, snapshot, decisions)
+        applied = matching_service.apply_prepared(session, prepared)
     log.info(
         "matched request %d alone: %d offered, %d escalated (%.1f ms cpu)",
         request_id,

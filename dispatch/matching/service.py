@@ -1,6 +1,8 @@
 """Matching glue: read a snapshot of the waiting requests, decide with the pure core
-(outside any write lock), then apply the decisions in one write transaction, each re-checked
-against the request's version and the providers' capacity at that moment.
+(outside any write lock), read what applying the decisions needs (the requests, the offers and
+their texts: prepare_apply), then apply them in one short write transaction (apply_prepared),
+each re-checked against the request's version (its compare-and-set) and the providers'
+capacity at that moment.
 
 The snapshot is a fixed, small number of queries whatever the batch size (requests with their
 elders; declines; refusals; who served these elders before; providers with caregivers;
@@ -21,6 +23,7 @@ from sqlmodel import Session, col
 
 from dispatch.core.clock import utcnow
 from dispatch.core.config import get_settings
+from dispatch.core.errors import Conflict
 from dispatch.core.outbox import OutboxJob
 from dispatch.elders.models import Elder
 from dispatch.matching import capacity, records, refusals
@@ -34,7 +37,18 @@ from dispatch.orders.models import Offer, OfferStatus, ServiceRequest
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Applied", "Snapshot", "apply_decisions", "decide", "load_snapshot", "request_info", "weights"]
+__all__ = [
+    "Applied",
+    "Prepared",
+    "Snapshot",
+    "apply_decisions",
+    "apply_prepared",
+    "decide",
+    "load_snapshot",
+    "prepare_apply",
+    "request_info",
+    "weights",
+]
 
 BATCH_LIMIT = 2000
 # Continuity looks back this far for who served an elder.
@@ -178,41 +192,78 @@ def decide(
     return chosen(snapshot.requests, snapshot.providers, snapshot.holdings)
 
 
+@dataclass
+class Prepared:
+    """A batch's decisions with what applying them needs, read before the write transaction:
+    the requests still as the snapshot saw them, and the offers to make, built with their texts."""
+
+    snapshot: Snapshot
+    decisions: Sequence[Decision]
+    requests: dict[int, ServiceRequest]
+    offers: offers.PreparedOffers
+    skipped: int = 0  # changed since the snapshot already when read here
+
+
+def prepare_apply(session: Session, snapshot: Snapshot, decisions: Sequence[Decision]) -> Prepared:
+    """Read what applying `decisions` needs (the requests, the offers' texts), outside the write
+    transaction: apply_prepared() then holds it for compare-and-sets and inserts alone. A request
+    changed after this read loses its compare-and-set there, as one changed before it is left
+    out here."""
+    ids = [d.request_id for d in decisions]
+    current = (
+        {r.id: r for r in session.scalars(select(ServiceRequest).where(col(ServiceRequest.id).in_(ids)))}
+        if ids
+        else {}
+    )
+    requests: dict[int, ServiceRequest] = {}
+    skipped = 0
+    for d in decisions:
+        request = current.get(d.request_id)
+        if request is None or request.status != RequestStatus.QUEUED or request.version != d.version:
+            skipped += 1  # answered, cancelled or matched elsewhere since the snapshot
+        else:
+            requests[d.request_id] = request
+    to_offer = [
+        (requests[d.request_id], d)
+        for d in decisions
+        if d.request_id in requests and d.provider_id is not None
+    ]
+    return Prepared(snapshot, decisions, requests, offers.prepare_offers(session, to_offer), skipped)
+
+
 def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[Decision]) -> Applied:
-    """Make the offers and escalations decided on the snapshot, where they still hold."""
-    applied = Applied()
-    if not decisions:
+    """Make the offers and escalations decided on the snapshot, where they still hold, all in
+    `session` (prepare_apply() then apply_prepared())."""
+    return apply_prepared(session, prepare_apply(session, snapshot, decisions))
+
+
+def apply_prepared(session: Session, prepared: Prepared) -> Applied:
+    """Make the offers and escalations prepared, where they still hold: each request on the
+    version the snapshot saw (its compare-and-set), each offer within the capacity its provider
+    and caregiver have left now (read here, under row locks on PostgreSQL)."""
+    applied = Applied(skipped=prepared.skipped)
+    if not prepared.decisions:
         return applied
-    chosen: list[tuple[ServiceRequest, Decision]] = []
-    provider_ids = {d.provider_id for d in decisions if d.provider_id is not None}
+    live = [d for d in prepared.decisions if d.request_id in prepared.requests]
+    provider_ids = {d.provider_id for d in live if d.provider_id is not None}
     capacity.lock_providers(session, provider_ids)
-    providers = {p.id: p for p in snapshot.providers if p.id in provider_ids}
+    providers = {p.id: p for p in prepared.snapshot.providers if p.id in provider_ids}
     # No provider chosen (all escalated or waiting): nothing to re-check, and the capacity read
     # would still walk every open job.
     holdings = capacity.load_holdings(session, provider_ids) if provider_ids else []
     usage = Usage(providers, holdings)
-    by_id = {r.id: r for r in snapshot.requests}
-    ids = [d.request_id for d in decisions]
-    current = {
-        r.id: r for r in session.scalars(select(ServiceRequest).where(col(ServiceRequest.id).in_(ids)))
-    }
-    for d in decisions:
-        request = current.get(d.request_id)
-        if request is None or request.status != RequestStatus.QUEUED or request.version != d.version:
-            applied.skipped += 1  # answered, cancelled or matched elsewhere since the snapshot
-            continue
+    by_id = {r.id: r for r in prepared.snapshot.requests}
+    chosen: list[ServiceRequest] = []
+    for d in live:
+        request = prepared.requests[d.request_id]
         if d.reason == WAIT:
             applied.waiting += 1  # all full of units pending offers hold: stays queued for now
             continue
         if d.provider_id is None:
-            transition(
-                session,
-                request,
-                RequestStatus.ESCALATED,
-                escalation_reason=d.reason,
-                data={"reason": d.reason},
-            )
-            applied.escalated += 1
+            if _escalate(session, request, d.reason):
+                applied.escalated += 1
+            else:
+                applied.skipped += 1
             continue
         provider, info = providers[d.provider_id], by_id[d.request_id]
         if usage.left(provider, info) <= 0 or not _caregiver_free(provider, d.caregiver_id, usage):
@@ -220,8 +271,8 @@ def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[De
             applied.retry = True
             continue
         usage.take(provider, info, d.caregiver_id)
-        chosen.append((request, d))
-    made = offers.make_offers(session, chosen)  # one set-wise write for the whole batch
+        chosen.append(request)
+    made = offers.write_offers(session, prepared.offers, chosen)  # one set-wise write for the batch
     applied.offered = len(made)
     applied.offer_ids = [o.id or 0 for o in made]
     if len(made) < len(chosen):
@@ -230,6 +281,17 @@ def apply_decisions(session: Session, snapshot: Snapshot, decisions: Sequence[De
     if applied.retry:
         offers.request_matching(session)
     return applied
+
+
+def _escalate(session: Session, request: ServiceRequest, reason: str | None) -> bool:
+    """Escalate a request nobody can take; False if it changed since it was read."""
+    try:
+        transition(
+            session, request, RequestStatus.ESCALATED, escalation_reason=reason, data={"reason": reason}
+        )
+    except Conflict:
+        return False  # answered, cancelled or matched elsewhere since it was read
+    return True
 
 
 def _caregiver_free(provider: ProviderInfo, caregiver_id: int | None, usage: Usage) -> bool:

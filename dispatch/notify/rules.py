@@ -1,6 +1,8 @@
 """Who gets which SMS. Called from one place, the end of `lifecycle.transition()` (plus request
 intake, for emergencies), so every change of a request is judged here once, in the transaction
-that made it: the texts commit with the change or not at all.
+that made it: the texts commit with the change or not at all. Writers that keep their write
+transaction short (the matcher's offers, the accepts) prepare the same texts before it with
+`offer_messages` and `family_messages` and hand them to `transition_many(texts=...)`.
 
 - provider: its new offer (with the 1/2 reply hint and the deadline), or a job an operator
   dispatched to it by hand;
@@ -235,23 +237,32 @@ def after_transitions(session: Session, pairs: Sequence[tuple[ServiceRequest, Ev
             after_transition(session, request, event)
     if assigned:
         _tell_families(session, assigned, "assigned")
-    if not offered:
-        return
-    elder_ids = {r.elder_id for r, _ in offered}
-    provider_ids = {int(e.data["provider_id"]) for _, e in offered if e.data.get("provider_id")}
-    elders = _elders(session, elder_ids)
-    providers = _providers(session, provider_ids)
+    if offered:
+        offers = [
+            (request, int(event.data["provider_id"]), datetime.fromisoformat(str(event.data["expires_at"])))
+            for request, event in offered
+            if event.data.get("provider_id")
+        ]
+        queue_sms_many(session, offer_messages(session, offers))
+
+
+def offer_messages(session: Session, offers: Sequence[tuple[ServiceRequest, int, datetime]]) -> list[Message]:
+    """The texts that tell providers of their new offers, (request, provider id, deadline) each,
+    not yet queued, in the order of `offers`: one read each of elders and providers (and the
+    accounts' phones of providers without a duty phone). An offer whose elder or provider phone
+    is not found gets none. The matcher prepares them before its write transaction
+    (matching/service.py: prepare_apply), as accepts do the families' texts."""
+    elders = _elders(session, {r.elder_id for r, _, _ in offers})
+    providers = _providers(session, {provider_id for _, provider_id, _ in offers})
     phones = {pid: provider_phone(session, p) for pid, p in providers.items()}
     messages = []
-    for request, event in offered:
-        elder, provider_id = elders.get(request.elder_id), int(event.data.get("provider_id") or 0)
-        phone = phones.get(provider_id)
+    for request, provider_id, expires_at in offers:
+        elder, phone = elders.get(request.elder_id), phones.get(provider_id)
         if elder is None or not phone:
             continue
-        expires = datetime.fromisoformat(str(event.data["expires_at"]))
-        body = offer_text(request, elder, expires)
+        body = offer_text(request, elder, expires_at)
         messages.append(_provider_message(request, provider_id, phone, "offer", body))
-    queue_sms_many(session, messages)
+    return messages
 
 
 def _family_told_in_bulk(event: EventLike) -> bool:

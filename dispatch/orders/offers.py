@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Table, update
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -15,6 +17,7 @@ from dispatch.core.auth import Principal, Role, mask_name, mask_phone
 from dispatch.core.clock import utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.errors import Conflict, Forbidden, NotFound
+from dispatch.core.events import Event
 from dispatch.core.jobs import COALESCE_MATCH, JobName, QueueName
 from dispatch.core.outbox import add_job
 from dispatch.elders.models import Elder
@@ -28,6 +31,8 @@ from dispatch.matching.core import (
     overlaps,
     required_skills,
 )
+from dispatch.notify import rules as sms_rules
+from dispatch.notify.models import Message
 from dispatch.orders.lifecycle import RequestStatus, transition, transition_many
 from dispatch.orders.models import Offer, OfferStatus, ServiceRequest
 from dispatch.orders.schemas import ElderSummary, OfferRead
@@ -69,54 +74,108 @@ def make_offer(
 
 
 def make_offers(session: Session, chosen: Sequence[tuple[ServiceRequest, Decision]]) -> list[Offer]:
-    """Offer queued requests to the providers decided for them, with a deadline, set-wise: the
-    requests moved to offered in one compare-and-set (lifecycle.transition_many), the winners'
-    offers in one insert, and one shared expiry job at the common deadline instead of one per
-    offer. A request changed since it was read gets no offer. Returns the offers made."""
+    """Offer queued requests to the providers decided for them, with a deadline, all in
+    `session` (prepare_offers() then write_offers()). A request changed since it was read gets
+    no offer. Returns the offers made."""
     if not chosen:
         return []
+    return write_offers(session, prepare_offers(session, chosen), [request for request, _ in chosen])
+
+
+@dataclass
+class PreparedOffers:
+    """Offers decided for queued requests, built before the write transaction with everything
+    writing them needs: the offers (no id yet), their rows, the events' data but the offer's id,
+    and the providers' texts. Keyed by request id."""
+
+    expires_at: datetime
+    offers: dict[int, Offer]
+    rows: dict[int, dict[str, Any]]
+    event_data: dict[int, dict[str, Any]]
+    texts: list[Message]
+
+
+def prepare_offers(session: Session, chosen: Sequence[tuple[ServiceRequest, Decision]]) -> PreparedOffers:
+    """Build the offers of `chosen` and read what their texts need (elders, providers' phones),
+    so that write_offers() has nothing left to read. The deadline is set here: the texts name it."""
     expires_at = utcnow() + timedelta(seconds=get_settings().offer_ttl_seconds)
-    decided = {request.id: d for request, d in chosen}
+    expires_text = expires_at.isoformat()
+    prepared = PreparedOffers(expires_at, {}, {}, {}, [])
+    for request, d in chosen:
+        assert request.id is not None and d.provider_id is not None
+        offer = Offer(
+            request_id=request.id,
+            provider_id=d.provider_id,
+            caregiver_id=d.caregiver_id,
+            expires_at=expires_at,
+            distance_km=d.distance_km,
+            score=d.score,
+            score_parts=dict(d.score_parts),
+        )
+        prepared.offers[request.id] = offer
+        prepared.rows[request.id] = offer.model_dump(exclude={"id"})
+        # The event's data but the offer's id, which write_offers() puts first.
+        prepared.event_data[request.id] = {
+            "provider_id": offer.provider_id,
+            "caregiver_id": offer.caregiver_id,
+            "expires_at": expires_text,
+            "distance_km": offer.distance_km,
+        }
+    prepared.texts = sms_rules.offer_messages(
+        session, [(request, d.provider_id or 0, expires_at) for request, d in chosen]
+    )
+    return prepared
+
+
+_OFFERS: Table = Offer.__table__  # type: ignore[attr-defined]
+# Core, not the ORM's flush (several times the cost per row, inside the write lock); the ids
+# come back in the order of the rows.
+_INSERT_OFFERS = _OFFERS.insert().returning(_OFFERS.c.id, sort_by_parameter_order=True)
+
+
+def write_offers(
+    session: Session, prepared: PreparedOffers, requests: Sequence[ServiceRequest]
+) -> list[Offer]:
+    """Make the prepared offers of `requests` set-wise: the requests moved to offered in one
+    compare-and-set (lifecycle.transition_many), the winners' offers in one insert, their
+    events, audit rows and the texts prepared for them, and one shared expiry job at the common
+    deadline instead of one per offer. A request changed since it was read gets no offer and no
+    text. Returns the offers made: the prepared objects with their ids, detached (stored through
+    Core, not the session: `session.get` reads them)."""
     made: dict[int | None, Offer] = {}
 
     def insert_offers(winners: list[ServiceRequest]) -> None:
-        for request in winners:
-            d = decided[request.id]
-            assert request.id is not None and d.provider_id is not None
-            made[request.id] = Offer(
-                request_id=request.id,
-                provider_id=d.provider_id,
-                caregiver_id=d.caregiver_id,
-                expires_at=expires_at,
-                distance_km=d.distance_km,
-                score=d.score,
-                score_parts=dict(d.score_parts),
-            )
-        session.add_all(made.values())
-        session.flush()
+        rows = [prepared.rows[r.id or 0] for r in winners]
+        ids = session.connection().execute(_INSERT_OFFERS, rows).scalars().all()
+        for request, offer_id in zip(winners, ids, strict=True):
+            offer = prepared.offers[request.id or 0]
+            offer.id = offer_id
+            make_transient_to_detached(offer)
+            made[request.id] = offer
+
+    def texts(pairs: list[tuple[ServiceRequest, Event]]) -> list[Message]:
+        won = {request.id for request, _ in pairs}
+        return [m for m in prepared.texts if m.request_id in won]
 
     transition_many(
         session,
-        [request for request, _ in chosen],
+        requests,
         RequestStatus.OFFERED,
-        data=lambda r: _offered_data(made[r.id]),
+        data=lambda r: {"offer_id": made[r.id].id, **prepared.event_data[r.id or 0]},
         event_provider_id=lambda r: made[r.id].provider_id,
         before_events=insert_offers,
+        texts=texts,
     )
     if made:
         offer_ids = [o.id for o in made.values()]
-        add_job(session, JobName.EXPIRE_OFFERS, queue=QueueName.MATCH, run_at=expires_at, offer_ids=offer_ids)
+        add_job(
+            session,
+            JobName.EXPIRE_OFFERS,
+            queue=QueueName.MATCH,
+            run_at=prepared.expires_at,
+            offer_ids=offer_ids,
+        )
     return list(made.values())
-
-
-def _offered_data(offer: Offer) -> dict[str, Any]:
-    return {
-        "offer_id": offer.id,
-        "provider_id": offer.provider_id,
-        "caregiver_id": offer.caregiver_id,
-        "expires_at": offer.expires_at.isoformat(),
-        "distance_km": offer.distance_km,
-    }
 
 
 def _set_offer_status(session: Session, offer: Offer, target: OfferStatus, reason: str = "") -> bool:

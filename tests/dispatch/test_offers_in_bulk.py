@@ -5,10 +5,13 @@ for the run instead of one per offer."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import text
 from sqlmodel import col, select
 
 from dispatch.core.audit import AuditEntry
+from dispatch.core.clock import local
 from dispatch.core.db import session_scope
 from dispatch.core.events import Event
 from dispatch.core.jobs import JobName
@@ -85,3 +88,34 @@ def test_the_shared_expiry_job_expires_only_the_offers_still_pending(api: Api) -
     statuses = {o["id"]: o["status"] for o in api.ok("GET", "/api/offers", w["admin"])}
     assert statuses[answered["id"]] == "accepted"
     assert statuses[pending[1]["id"]] == "expired"
+
+
+def test_the_providers_text_of_an_offer_is_worded_as_ever(api: Api) -> None:
+    """The texts are prepared before the matcher's write transaction (offers.prepare_offers):
+    each is still the one that notify.rules wrote inside it, word for word, to the same phone."""
+    w = api.world()
+    elder_id = w["elder"]["id"]
+    visit = api.ok("POST", "/api/requests", w["operator"], 202, json={"elder_id": elder_id, "kind": "visit"})
+    meal = {"elder_id": elder_id, "kind": "meal", "details": {"slot": "dinner", "delivery": True}}
+    delivered = api.ok("POST", "/api/requests", w["operator"], 202, json=meal)
+    drain_jobs()
+    offered = {o["request_id"]: o for o in api.ok("GET", "/api/offers?status=pending", w["admin"])}
+    assert sorted(offered) == sorted([visit["id"], delivered["id"]])
+    with session_scope(write=False) as session:
+        texts = session.exec(select(Message).where(col(Message.purpose) == "offer")).all()
+    assert len(texts) == 2
+    for request, service in ((visit, "探访"), (delivered, "助餐（晚餐，送餐上门）")):
+        start, end = local(_at(request["window_start"])), local(_at(request["window_end"]))
+        deadline = local(_at(offered[request["id"]]["expires_at"]))
+        (text,) = [m for m in texts if m.request_id == request["id"]]
+        assert text.body == (
+            f"【静海养老】新派单#{request['id']}：{service}，张*英（静海镇），"
+            f"{start.month}月{start.day}日{start:%H:%M}-{end:%H:%M}。"
+            f"回复1接单，回复2拒绝，请于{deadline:%H:%M}前回复。"
+        )
+        assert (text.to_phone, text.purpose, text.audience) == (w["provider"]["phone"], "offer", "provider")
+        assert (text.elder_id, text.provider_id) == (elder_id, w["provider"]["id"])
+
+
+def _at(value: str) -> datetime:
+    return datetime.fromisoformat(value)
