@@ -17,7 +17,7 @@ from dispatch.core.auth import Principal, Role, mask_name, mask_phone
 from dispatch.core.clock import utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.errors import Conflict, Forbidden, NotFound
-from dispatch.core.events import Event
+from dispatch.core.events import Emitted
 from dispatch.core.jobs import COALESCE_MATCH, JobName, QueueName
 from dispatch.core.outbox import add_job
 from dispatch.elders.models import Elder
@@ -153,7 +153,7 @@ def write_offers(
             make_transient_to_detached(offer)
             made[request.id] = offer
 
-    def texts(pairs: list[tuple[ServiceRequest, Event]]) -> list[Message]:
+    def texts(pairs: list[tuple[ServiceRequest, Emitted]]) -> list[Message]:
         won = {request.id for request, _ in pairs}
         return [m for m in prepared.texts if m.request_id in won]
 
