@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 
 import redis
 from sqlmodel import Session
@@ -52,7 +51,8 @@ def match_pending() -> dict[str, int]:
     cpu_ms = (time.process_time() - started) * 1000  # what the log reports (bench/_phases.py)
     prepared = prepare(snapshot, decisions)
     faults.point("match.before_apply")
-    applied = apply_in_chunks(prepared)
+    with session_scope() as session:
+        applied = apply_batch(session, prepared)
     log.info(
         "matched %d request(s): %d offered, %d escalated, %d waiting, %d skipped (%.1f ms cpu)",
         len(snapshot.requests),
@@ -80,45 +80,13 @@ def prepare(snapshot: matching_service.Snapshot, decisions: list[Decision]) -> m
         return matching_service.prepare_apply(session, snapshot, decisions)
 
 
-# Decisions applied per write transaction. Every intake and accept of the district waits while
-# one is open (SQLite has one writer): a batch of 300 offers held the lock ~60 ms at once, which
-# was the intake's p99; in parts of this size each holds it a few ms and the others go between.
-APPLY_CHUNK = 25
-
-
-def apply_in_chunks(prepared: matching_service.Prepared) -> matching_service.Applied:
-    """The batch's decisions in write transactions of APPLY_CHUNK each. Each part is a batch of
-    its own (compare-and-sets, capacity re-checked under the lock, inserts), so a part committed
-    before a crash stands and the rest stays queued. The batch's outbox rows are claimed with the
-    last part: until then the relay would run the matcher again for what is left."""
-    decisions = list(prepared.decisions)
-    parts = [decisions[i : i + APPLY_CHUNK] for i in range(0, len(decisions), APPLY_CHUNK)] or [[]]
-    total = matching_service.Applied()
-    for n, part in enumerate(parts):
-        last = n == len(parts) - 1
-        chunk = replace(prepared, decisions=part, skipped=prepared.skipped if last else 0)
-        with session_scope() as session:
-            applied = apply_batch(session, chunk, claim=last)
-        total.offered += applied.offered
-        total.escalated += applied.escalated
-        total.waiting += applied.waiting
-        total.skipped += applied.skipped
-        total.retry = total.retry or applied.retry
-        total.offer_ids += applied.offer_ids
-    return total
-
-
-def apply_batch(
-    session: Session, prepared: matching_service.Prepared, *, claim: bool = True
-) -> matching_service.Applied:
-    """A write transaction of the batch, kept to compare-and-sets, the capacity re-check and
-    inserts: every intake and accept of the district waits for it on SQLite (bench/match_cpu.py
-    times it). `claim`: mark the batch's outbox rows done (its last part)."""
+def apply_batch(session: Session, prepared: matching_service.Prepared) -> matching_service.Applied:
+    """The batch's write transaction, kept to compare-and-sets, the capacity re-check and inserts:
+    every intake and accept of the district waits for it on SQLite (bench/match_cpu.py times it)."""
     snapshot = prepared.snapshot
-    if claim:
-        claim_coalesced(session, COALESCE_MATCH, up_to=snapshot.max_outbox_id)
+    claim_coalesced(session, COALESCE_MATCH, up_to=snapshot.max_outbox_id)
     applied = matching_service.apply_prepared(session, prepared)
-    if claim and len(snapshot.requests) >= matching_service.BATCH_LIMIT:
+    if len(snapshot.requests) >= matching_service.BATCH_LIMIT:
         offers.request_matching(session)  # more are waiting than one batch takes
     return applied
 

@@ -103,38 +103,3 @@ def test_the_offers_returned_are_the_stored_ones(api: Api) -> None:
             stored = session.get(Offer, offer.id)
             assert stored is not None and stored is not offer
             assert stored.model_dump() == offer.model_dump()
-
-
-def test_a_batch_is_applied_in_parts_each_its_own_write_transaction(api: Api, monkeypatch: Any) -> None:
-    """Every intake and accept waits while the matcher's write transaction is open: a batch is
-    written in parts of APPLY_CHUNK decisions, each a transaction of its own, and the batch's
-    outbox rows are claimed with the last part. The parts together make every offer once."""
-    from sqlalchemy import event as sa_event
-    from sqlmodel import Session
-
-    from dispatch.core.outbox import OutboxJob
-
-    monkeypatch.setattr(matching, "APPLY_CHUNK", 2)
-    w = api.world()
-    ids = [_file(api, w, "visit") for _ in range(5)]
-    prepared = _prepared()
-    commits: list[int] = []
-
-    def counted(session: Session) -> None:
-        if not session.in_nested_transaction():
-            commits.append(1)
-
-    sa_event.listen(Session, "after_commit", counted)
-    try:
-        applied = matching.apply_in_chunks(prepared)
-    finally:
-        sa_event.remove(Session, "after_commit", counted)
-    assert applied.offered == 5 and applied.skipped == 0
-    assert len(commits) == 3  # parts of 2, 2 and 1
-    with session_scope(write=False) as session:
-        offered = session.exec(select(Offer.request_id).where(col(Offer.manual).is_(False))).all()
-        assert sorted(offered) == sorted(ids)
-        open_rows = session.exec(
-            select(OutboxJob).where(col(OutboxJob.coalesce).is_not(None), col(OutboxJob.done_at).is_(None))
-        ).all()
-        assert [r.job for r in open_rows if "match" in r.job] == []
