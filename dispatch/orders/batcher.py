@@ -2,56 +2,54 @@
 
 Each request handler hands its checked request to the batcher and waits; the batcher
 (`core/batching.py`) stores everything waiting in one transaction and answers every handler
-once that transaction committed. The batch's reads (its keys, its elders) are done before the
-write transaction, so that SQLite's one write lock is held for the inserts alone.
+once that transaction committed. The transaction runs on the event loop's thread
+(db.write_on_loop) and reads only the batch's elders: its keys are not looked up, because
+under load nearly every key is new; a key used before fails the insert on its unique
+constraint instead.
 
-A batch that fails as a whole (a database error, or a key first used by someone else between
-the reads and the inserts) is written again one request at a time, each read and written in
-one transaction (`intake.take_requests`), so that one request can never take the others down.
+A batch that fails (a key used before, a database error) is taken again on a thread with its
+keys read (`intake.take_requests`: replays answered, refusals given), and if that fails too,
+one request at a time, so that one request can never take the others down.
 """
 
 from __future__ import annotations
 
-import anyio
+import logging
 
-from dispatch.core.batching import GroupCommit, each_alone_if_it_fails, each_alone_if_it_fails_async
+import anyio
+from sqlmodel import Session
+
+from dispatch.core.batching import GroupCommit, each_alone_if_it_fails
 from dispatch.core.db import session_scope, write_on_loop
-from dispatch.orders.intake import (
-    Checked,
-    IntakeItem,
-    Outcome,
-    check_requests,
-    store_checked,
-    take_requests,
-)
+from dispatch.orders.intake import IntakeItem, Outcome, check_requests, store_checked, take_requests
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 
 
-def _check(items: list[IntakeItem]) -> Checked:
-    with session_scope(write=False) as reading:
-        return check_requests(reading, items)
+def _optimistic(session: Session, items: list[IntakeItem]) -> list[Outcome]:
+    """The batch in `session`, its keys not looked up (a key used before fails the insert)."""
+    return store_checked(session, check_requests(session, items, read_keys=False))
 
 
 def _write(items: list[IntakeItem]) -> list[Outcome]:
-    checked = _check(items)
     with session_scope() as session:
-        return store_checked(session, checked)
+        return _optimistic(session, items)
 
 
-async def _write_on_loop(items: list[IntakeItem]) -> list[Outcome]:
-    checked = await anyio.to_thread.run_sync(_check, items)
-    return await write_on_loop(lambda session: store_checked(session, checked))
-
-
-def _write_alone(items: list[IntakeItem]) -> list[Outcome]:
+def _read_first(items: list[IntakeItem]) -> list[Outcome]:
     with session_scope() as session:
         return take_requests(session, items)
 
 
 def write_batch(items: list[IntakeItem]) -> list[Outcome | BaseException]:
-    """Store a batch; if its transaction fails, each request alone (its own error, or stored)."""
-    return each_alone_if_it_fails(items, _write, "intake requests", alone=_write_alone)
+    """Store a batch; if its transaction fails, again with its keys read, then each request alone."""
+    try:
+        return list(_write(items))
+    except Exception:
+        log.info("an intake batch of %d failed; taking it again with its keys read", len(items))
+    return each_alone_if_it_fails(items, _read_first, "intake requests")
 
 
 class IntakeBatcher(GroupCommit[IntakeItem, Outcome]):
@@ -61,5 +59,13 @@ class IntakeBatcher(GroupCommit[IntakeItem, Outcome]):
         return write_batch(items)
 
     async def _write_async(self, items: list[IntakeItem]) -> list[Outcome | BaseException]:
-        """The reads on a thread, the inserts on the loop (db.write_on_loop); alone on a thread."""
-        return await each_alone_if_it_fails_async(items, _write_on_loop, "intake requests", _write_alone)
+        """On the loop (db.write_on_loop); if that fails, as write_batch() does, on a thread."""
+        try:
+            return list(await _write_on_loop(items))
+        except Exception:
+            log.info("an intake batch of %d failed; taking it again with its keys read", len(items))
+        return await anyio.to_thread.run_sync(each_alone_if_it_fails, items, _read_first, "intake requests")
+
+
+async def _write_on_loop(items: list[IntakeItem]) -> list[Outcome]:
+    return await write_on_loop(lambda session: _optimistic(session, items))

@@ -107,15 +107,18 @@ def take_requests(session: Session, items: Sequence[IntakeItem]) -> list[Outcome
     return store_checked(session, check_requests(session, items, lock_keys=True))
 
 
-def check_requests(session: Session, items: Sequence[IntakeItem], *, lock_keys: bool = False) -> Checked:
+def check_requests(
+    session: Session, items: Sequence[IntakeItem], *, lock_keys: bool = False, read_keys: bool = True
+) -> Checked:
     """The reads of a batch: its keys (replays, reuse with another body) and its elders.
-    May run before the write transaction (the API's batcher does, so that SQLite's write lock
-    is held only for the inserts); then a key first used in between fails the insert on its
-    unique constraint, and the batcher takes the batch again one request at a time, each
-    read inside its transaction. `lock_keys`: take PostgreSQL's per-key locks (inside only)."""
+    `read_keys=False`: the keys are only checked for their form and for repeats within the
+    batch, not looked up: a key used before then fails the insert on its unique constraint, and
+    the API's batcher takes the batch again with its keys read (batcher.py: under load nearly
+    every key is new, and the lookup was a read per batch). `lock_keys`: take PostgreSQL's
+    per-key locks."""
     outcomes = [Outcome() for _ in items]
     prints = [fingerprint(item.request_in) for item in items]
-    _apply_keys(session, items, prints, outcomes, lock_keys=lock_keys)
+    _apply_keys(session, items, prints, outcomes, lock_keys=lock_keys, read_keys=read_keys)
     townships = _check_elders(session, items, outcomes)
     return Checked(items, prints, outcomes, townships)
 
@@ -138,6 +141,7 @@ def _apply_keys(
     outcomes: list[Outcome],
     *,
     lock_keys: bool,
+    read_keys: bool = True,
 ) -> None:
     """Bad keys: 400. Known keys: the first answer again (200), or 422 with another body.
     A key given twice in one batch: the later one waits for the first, as a retry would."""
@@ -156,15 +160,19 @@ def _apply_keys(
         _lock_keys(session, items, keyed, outcomes)
     keyed = [i for i in keyed if not outcomes[i].decided]
     pairs = {(items[i].principal.id, items[i].idempotency_key) for i in keyed}
-    stored = {
-        (r.user_id, r.key): r
-        for r in session.scalars(
-            select(IdempotencyRecord).where(
-                col(IdempotencyRecord.user_id).in_({u for u, _ in pairs}),
-                col(IdempotencyRecord.key).in_({k for _, k in pairs}),
+    stored = (
+        {
+            (r.user_id, r.key): r
+            for r in session.scalars(
+                select(IdempotencyRecord).where(
+                    col(IdempotencyRecord.user_id).in_({u for u, _ in pairs}),
+                    col(IdempotencyRecord.key).in_({k for _, k in pairs}),
+                )
             )
-        )
-    }
+        }
+        if read_keys
+        else {}
+    )
     first_in_batch: dict[tuple[int, str | None], int] = {}
     for i in keyed:
         pair = (items[i].principal.id, items[i].idempotency_key)
