@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 from fastapi import Request
 from sqlmodel import Session
 
-from dispatch.core import outbox
 from dispatch.core.audit import ACTOR
 from dispatch.core.batching import GroupCommit, each_alone_if_it_fails
 from dispatch.core.db import REQUEST_KEY, new_session
@@ -51,7 +50,6 @@ def _run_unit(session: Session, unit: UnitOfWork) -> Any:
         # The rollback does not expire what the unit set with set_committed_value (a
         # compare-and-set's new status): the next units must read it again.
         session.expire_all()
-        outbox.reload_pending(session)
         return exc
 
 

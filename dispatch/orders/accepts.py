@@ -27,7 +27,7 @@ from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from dispatch.core import audit, outbox
+from dispatch.core import audit
 from dispatch.core.auth import Principal
 from dispatch.core.batching import GroupCommit, each_alone_if_it_fails, each_alone_if_it_fails_async
 from dispatch.core.clock import utcnow
@@ -205,7 +205,6 @@ def _in_one_transaction(items: list[AcceptItem]) -> list[RequestRead | BaseExcep
             # The rollback to the savepoint does not expire what the batch read and set with
             # set_committed_value (offers "accepted", requests "assigned"): read it all again.
             session.expire_all()
-            outbox.reload_pending(session)
             outcomes = [_accept_one(session, item) for item in items]
         assigned = [o for o in outcomes if isinstance(o, ServiceRequest)]
         reads = {read.id: read for read in request_reads(session, assigned)}

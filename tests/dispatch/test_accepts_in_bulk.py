@@ -16,6 +16,10 @@ from dispatch.core.auth import Principal, Role, User
 from dispatch.core.db import session_scope
 from dispatch.core.errors import Conflict, NotFound
 from dispatch.core.events import Event
+from dispatch.core.jobs import COALESCE_SMS, JobName, QueueName
+from dispatch.core.outbox import OutboxJob
+from dispatch.core.redis import get_queue
+from dispatch.notify.models import Message
 from dispatch.orders import accepts
 from dispatch.orders.accepts import AcceptItem, write_accepts
 from dispatch.orders.models import Offer, ServiceRequest
@@ -28,8 +32,13 @@ def _principal(username: str) -> Principal:
         return Principal.of(session.exec(select(User).where(User.username == username)).one())
 
 
-def _offers(api: Api, n: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _offers(api: Api, n: int, *, family: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     w = api.world()
+    if family:  # a relative with a phone: every assignment is texted to her
+        daughter = make_user(Role.FAMILY, phone="+8613900000088")
+        api.ok(
+            "POST", f"/api/elders/{w['elder']['id']}/family", w["operator"], 201, json={"username": daughter}
+        )
     body = {"elder_id": w["elder"]["id"], "kind": "visit"}
     for _ in range(n):
         api.ok("POST", "/api/requests", w["operator"], 202, json=body)
@@ -125,6 +134,34 @@ def test_a_batch_that_loses_a_race_is_taken_one_by_one(api: Api, monkeypatch: py
         assert sorted(e.request_id or 0 for e in assigned) == sorted(o["request_id"] for o in pending)
         audited = session.exec(select(AuditEntry).where(col(AuditEntry.action) == "request.assigned")).all()
         assert len(audited) == 3 and {a.actor_id for a in audited} == {mine.id}
+
+
+def test_a_batch_that_loses_a_race_still_owes_the_texts_of_the_accepts_taken_one_by_one(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's texts and their send job are rolled back with its savepoint; the accepts
+    taken one by one owe the send job again (a new outbox row), and it is woken after the commit."""
+    w, pending = _offers(api, 3, family=True)
+    mine = _principal(w["provider_user"])
+    real = accepts.transition_many
+    wrote: list[int] = []
+    open_sends = select(OutboxJob).where(
+        col(OutboxJob.job) == JobName.SEND_PENDING_SMS, col(OutboxJob.done_at).is_(None)
+    )
+
+    def loses(session: Any, requests: Any, *args: Any, **kwargs: Any) -> Any:
+        real(session, requests, *args, **kwargs)
+        wrote.append(len(session.exec(open_sends).all()))
+        raise accepts._RaceLost
+
+    monkeypatch.setattr(accepts, "transition_many", loses)
+    results = write_accepts([AcceptItem(mine, o["id"], "h") for o in pending])
+    assert all(isinstance(r, RequestRead) for r in results), results
+    assert wrote == [1]  # the batch had owed its send job before the race was lost
+    with session_scope(write=False) as session:
+        assert len(session.exec(select(Message).where(col(Message.purpose) == "assigned")).all()) == 3
+        assert len(session.exec(open_sends).all()) == 1
+    assert [j.id.startswith(f"{COALESCE_SMS}-") for j in get_queue(QueueName.NOTIFY).get_jobs()] == [True]
 
 
 def test_accepting_again_after_the_batch_is_409(api: Api) -> None:
