@@ -199,3 +199,45 @@ def test_nothing_is_enqueued_when_a_savepoint_is_released(session: Session) -> N
     assert _enqueued() == {}
     session.commit()
     assert list(_enqueued().values()) == [1]
+
+
+def test_the_api_relay_hands_over_off_the_loop_and_answers_wait_for_it() -> None:
+    """In the API process the committed rows go to RQ from a thread of its own (BackgroundRelay):
+    a transaction committed on the event loop (db.write_on_loop) returns only once its jobs are
+    in RQ, without the loop waiting for Redis; one committed on another thread waits there, as
+    before; what arrived together is handed over together."""
+    import asyncio
+    import threading
+
+    from dispatch.core import outbox
+    from dispatch.core.db import write_on_loop
+
+    relay = outbox.BackgroundRelay()
+    handed: list[tuple[str, int]] = []
+    real = outbox.enqueue_rows
+
+    def spying(rows: Any, conn: Any = None) -> Any:
+        handed.append((threading.current_thread().name, len(rows)))
+        return real(rows, conn)
+
+    outbox.enqueue_rows = spying  # type: ignore[assignment]
+    relay.start()
+    try:
+
+        async def on_loop() -> None:
+            await asyncio.gather(*(write_on_loop(lambda s, n=n: _sms(s, 100 + n)) for n in range(3)))
+            assert set(_enqueued().values()) >= {100, 101, 102}  # answered only once queued
+
+        asyncio.run(on_loop())
+        with session_scope() as s:  # a commit on a thread without a loop
+            _sms(s, 200)
+        assert 200 in _enqueued().values()
+    finally:
+        relay.stop()
+        outbox.enqueue_rows = real  # type: ignore[assignment]
+    assert {name for name, _ in handed} == {"outbox-relay"}
+    assert sum(n for _, n in handed) == 4
+    # After stop() a commit hands its rows over at once, on the committing thread.
+    with session_scope() as s:
+        _sms(s, 300)
+    assert 300 in _enqueued().values()
