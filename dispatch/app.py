@@ -17,7 +17,6 @@ from dispatch.core.audit_api import router as audit_router  # issue 6: the audit
 from dispatch.core.errors import ERROR_RESPONSES, install_error_handlers
 from dispatch.core.hotpaths import HotPathsApp
 from dispatch.core.middleware import SecurityHeaders
-from dispatch.core.outbox import BackgroundRelay
 from dispatch.core.writer import WriteBatcher
 from dispatch.elders.api import router as elders_router
 from dispatch.field.api import router as field_router  # issue 4
@@ -54,8 +53,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.writer = writer
     accepts = AcceptBatcher()
     app.state.accepts = accepts
-    relay = BackgroundRelay()  # the batchers' commits run on the loop: Redis is told off it
-    relay.start()
     await hub.start()
     await intake.start()
     await writer.start()
@@ -67,7 +64,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await writer.stop()
         await intake.stop()
         await hub.stop()
-        relay.stop()
 
 
 def create_app(*, hot_paths: bool = True) -> FastAPI:

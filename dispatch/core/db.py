@@ -25,7 +25,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-from dispatch.core import outbox
 from dispatch.core.config import get_settings
 from dispatch.core.writelock import GatedConnection
 
@@ -150,7 +149,6 @@ async def write_on_loop(work: Callable[[Session], T]) -> T:
             with Session(bind=connection, expire_on_commit=False) as session:
                 result = work(session)
                 session.commit()
-                await outbox.handed_over(session)  # (the Redis round trips off the loop)
                 return result
         finally:
             if isinstance(gated, GatedConnection):

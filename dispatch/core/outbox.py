@@ -14,13 +14,9 @@ that rollback, with the savepoint it was written in, or any savepoint around tha
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import queue
-import threading
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
@@ -302,77 +298,6 @@ def _owed(session: OrmSession) -> list[OwedJob]:
     return list(rows.values())
 
 
-def _enqueue_now(rows: Sequence[OutboxRow]) -> Future[None] | None:
-    try:
-        enqueue_rows(rows)
-    except Exception:  # the relay cron job will hand these over; the commit stands
-        log.warning("outbox fast path failed for %d row(s); the relay will retry", len(rows), exc_info=True)
-    return None
-
-
-# How this process hands committed rows to RQ: at once, on the committing thread, unless the
-# API process's BackgroundRelay took over (its write transactions run on the event loop, which
-# must not wait for Redis round trips). A hand-over that is not done at once gives a future.
-_hand_over: Callable[[Sequence[OutboxRow]], Future[None] | None] = _enqueue_now
-_HANDED_KEY = "eldercare_outbox_handed"
-
-
-async def handed_over(session: Session) -> None:
-    """Wait, without blocking the event loop, until the rows `session` committed were handed to
-    RQ: an answer sent after its commit still means its jobs are queued (or left to the relay)."""
-    future = session.info.pop(_HANDED_KEY, None)
-    if future is not None:
-        await asyncio.wrap_future(future)
-
-
-class BackgroundRelay:
-    """Committed rows handed to RQ from a thread of their own, what arrived meanwhile together
-    (one pipeline, one wake-up per coalesced job). A row not handed over when the process dies
-    is the relay cron job's, as with the fast path failing."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Sequence[OutboxRow], Future[None]] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
-
-    def start(self) -> None:
-        global _hand_over
-        self._thread.start()
-        _hand_over = self.put
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Hand over what is queued, then stop."""
-        global _hand_over
-        if _hand_over == self.put:
-            _hand_over = _enqueue_now
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def put(self, rows: Sequence[OutboxRow]) -> Future[None]:
-        future: Future[None] = Future()
-        self._queue.put((rows, future))
-        return future
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            waiting = [first]
-            while not self._queue.empty():
-                more = self._queue.get_nowait()
-                if more is None:
-                    self._hand([*waiting])
-                    return
-                waiting.append(more)
-            self._hand(waiting)
-
-    @staticmethod
-    def _hand(waiting: list[tuple[Sequence[OutboxRow], Future[None]]]) -> None:
-        _enqueue_now([row for rows, _ in waiting for row in rows])
-        for _, future in waiting:
-            future.set_result(None)
-
-
 @event.listens_for(OrmSession, "after_commit")
 def _relay_after_commit(session: OrmSession) -> None:
     if session.in_nested_transaction():  # a SAVEPOINT released (SQLAlchemy calls this hook for
@@ -381,15 +306,10 @@ def _relay_after_commit(session: OrmSession) -> None:
     if not rows:
         return
     faults.point("outbox.after_commit")  # committed, not yet enqueued: the dual-write gap
-    future = _hand_over(rows)
-    if future is None:
-        return
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # a committing thread waits, as before: its caller answers after this
-        future.result()
-        return
-    session.info[_HANDED_KEY] = future  # on the event loop: write_on_loop awaits it
+        enqueue_rows(rows)
+    except Exception:  # the relay cron job will hand these over; the commit stands
+        log.warning("outbox fast path failed for %d row(s); the relay will retry", len(rows), exc_info=True)
 
 
 @event.listens_for(OrmSession, "after_rollback")
