@@ -33,6 +33,7 @@ class Observer:
     offered: dict[int, float] = field(default_factory=dict)
     assigned: dict[int, float] = field(default_factory=dict)
     escalated: dict[int, str] = field(default_factory=dict)
+    escalated_at: dict[int, float] = field(default_factory=dict)
     frames: int = 0
     last_seq: int = 0
     closed_with: str = ""
@@ -65,6 +66,7 @@ class Observer:
             self.assigned.setdefault(request_id, now)
         elif kind == "request.escalated":
             self.escalated[request_id] = (frame.get("data") or {}).get("reason", "")
+            self.escalated_at.setdefault(request_id, now)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -111,7 +111,14 @@ def pipeline_figures(phase: Phase, observer: Observer) -> dict[str, Any]:
         (observer.assigned[r] - t) * 1000 for r, t in phase.scheduled.items() if r in observer.assigned
     ]
     cutoff = phase.ended + 2.0  # served within two seconds of the load's end counts as keeping up
-    served = sum(1 for r in phase.scheduled if observer.assigned.get(r, float("inf")) <= cutoff)
+    # Served: assigned to a provider, or (the few elders no provider's radius reaches) escalated
+    # to an operator with the reason: either way the pipeline has decided it.
+    never = float("inf")
+    served = sum(
+        1
+        for r in phase.scheduled
+        if min(observer.assigned.get(r, never), observer.escalated_at.get(r, never)) <= cutoff
+    )
     reasons: dict[str, int] = {}
     for r in phase.scheduled:
         if r in observer.escalated:
