@@ -70,7 +70,7 @@ def window_text(request: ServiceRequest) -> str:
     return f"{day_time(request.window_start)}-{local(request.window_end):%H:%M}"
 
 
-def offer_text(request: ServiceRequest, elder: Elder, expires_at: datetime) -> str:
+def offer_text(request: ServiceRequest, elder: ElderNamed, expires_at: datetime) -> str:
     return (
         f"{SIGN}新派单#{request.id}：{service_text(request)}，{mask_name(elder.name)}（{elder.township}），"
         f"{window_text(request)}。回复1接单，回复2拒绝，请于{local(expires_at):%H:%M}前回复。"
@@ -252,9 +252,8 @@ def offer_messages(session: Session, offers: Sequence[tuple[ServiceRequest, int,
     accounts' phones of providers without a duty phone). An offer whose elder or provider phone
     is not found gets none. The matcher prepares them before its write transaction
     (matching/service.py: prepare_apply), as accepts do the families' texts."""
-    elders = _elders(session, {r.elder_id for r, _, _ in offers})
-    providers = _providers(session, {provider_id for _, provider_id, _ in offers})
-    phones = {pid: provider_phone(session, p) for pid, p in providers.items()}
+    elders = _elder_names(session, {r.elder_id for r, _, _ in offers})
+    phones = _provider_phones(session, {provider_id for _, provider_id, _ in offers})
     messages = []
     for request, provider_id, expires_at in offers:
         elder, phone = elders.get(request.elder_id), phones.get(provider_id)
@@ -270,12 +269,30 @@ def _family_told_in_bulk(event: EventLike) -> bool:
     return event.type == "request.assigned" and not event.data.get("manual")
 
 
-def _elders(session: Session, ids: set[int]) -> dict[int | None, Elder]:
-    return {e.id: e for e in session.exec(select(Elder).where(col(Elder.id).in_(ids)))} if ids else {}
+def _elder_names(session: Session, ids: set[int]) -> dict[int, _ElderName]:
+    """Only the two columns a text says of each elder (ORM objects cost several times more)."""
+    if not ids:
+        return {}
+    stmt = sql_select(col(Elder.id), col(Elder.name), col(Elder.township)).where(col(Elder.id).in_(ids))
+    return {row.id: _ElderName(row.name, row.township) for row in session.execute(stmt)}
 
 
-def _providers(session: Session, ids: set[int]) -> dict[int | None, Provider]:
-    return {p.id: p for p in session.exec(select(Provider).where(col(Provider.id).in_(ids)))} if ids else {}
+def _provider_phones(session: Session, ids: set[int]) -> dict[int, str]:
+    """Each provider's duty phone, else one of its active accounts' (provider_phone())."""
+    if not ids:
+        return {}
+    phones: dict[int, str] = {}
+    for provider_id, phone in session.execute(
+        sql_select(col(Provider.id), col(Provider.phone)).where(col(Provider.id).in_(ids))
+    ):
+        if phone:
+            phones[provider_id] = phone
+        else:  # rare: read as provider_phone() does
+            provider = session.get(Provider, provider_id)
+            account_phone = provider_phone(session, provider) if provider else None
+            if account_phone:
+                phones[provider_id] = account_phone
+    return phones
 
 
 def _tell_families(
@@ -304,15 +321,7 @@ def family_messages(
     told = [r for r in requests if phones.get(r.elder_id)]  # most elders have no relative's phone
     if not told:
         return []
-    # Only the columns a text says (the ORM objects cost several times more to build).
-    elders = {
-        row.id: _ElderName(row.name, row.township)
-        for row in session.execute(
-            sql_select(col(Elder.id), col(Elder.name), col(Elder.township)).where(
-                col(Elder.id).in_({r.elder_id for r in told})
-            )
-        )
-    }
+    elders = _elder_names(session, {r.elder_id for r in told})
     wanted = {provider_of[r.id] for r in told if r.id in provider_of}
     providers = (
         {
