@@ -48,11 +48,22 @@ class Connection:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     async def request(self, raw: bytes) -> tuple[int, bytes]:
-        if self.writer is None or self.writer.is_closing():
+        reused = self.writer is not None and not self.writer.is_closing()
+        if not reused:
             await self.open()
         assert self.reader is not None and self.writer is not None
         self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+            # A kept-alive connection the server closed as idle (uvicorn: after 5 s) before it
+            # read this request: open a new one and send it there, once.
+            if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                raise
+            await self.open()
+            assert self.reader is not None and self.writer is not None
+            self.writer.write(raw)
+            head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = 0
         for line in head.split(b"\r\n")[1:]:
