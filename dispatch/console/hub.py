@@ -32,6 +32,7 @@ from dispatch.core.events import (
     Event,
     announce_with,
     last_seq,
+    message,
     publish_ping,
     stop_announcing_with,
 )
@@ -190,22 +191,13 @@ _FRAME_ROWS = select(
 
 
 def frames_after(session: Session, since: int, *, limit: int = FETCH_LIMIT) -> list[Frame]:
-    """The frames of the events after `since`, read as plain rows (the same text as to_frame:
-    Event.to_message's shape), not as ORM objects: they are read once per pump run."""
+    """The frames of the events after `since`, read as plain rows (the same text as to_frame),
+    not as ORM objects: they are read once per pump run."""
     stmt = _FRAME_ROWS.where(_EVENTS.c.seq > since).order_by(_EVENTS.c.seq).limit(limit)
     frames = []
     for seq, type_, request_id, elder_id, provider_id, status, at, data in session.execute(stmt):
         text = json.dumps(
-            {
-                "seq": seq,
-                "type": type_,
-                "request_id": request_id,
-                "status": status,
-                "at": at.isoformat(),
-                "data": data,
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
+            message(seq, type_, request_id, status, at, data), ensure_ascii=False, separators=(",", ":")
         )
         frames.append(Frame(seq, elder_id, provider_id, text, encode_text(text)))
     return frames

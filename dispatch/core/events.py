@@ -49,17 +49,24 @@ class Event(SQLModel, table=True):
 
     def to_message(self) -> dict[str, Any]:
         """The websocket frame of API.md."""
-        return {
-            "seq": self.seq,
-            "type": self.type,
-            "request_id": self.request_id,
-            "status": self.status,
-            "at": self.at.isoformat(),
-            "data": self.data,
-        }
+        return message(self.seq, self.type, self.request_id, self.status, self.at, self.data)
 
     def to_json(self) -> str:
         return json.dumps(self.to_message(), ensure_ascii=False, separators=(",", ":"))
+
+
+def message(
+    seq: int | None, type: str, request_id: int | None, status: str | None, at: datetime, data: dict[str, Any]
+) -> dict[str, Any]:
+    """An event's websocket frame (API.md), from its columns (console/hub.py reads them as rows)."""
+    return {
+        "seq": seq,
+        "type": type,
+        "request_id": request_id,
+        "status": status,
+        "at": at.isoformat(),
+        "data": data,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +145,6 @@ def lock_event_order(session: Session) -> None:
         return
     session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _EVENT_LOCK_ID})
     session.info[_LOCKED_KEY] = transaction
-
-
-def events_after(session: Session, since: int, *, limit: int = 1000) -> list[Event]:
-    stmt = select(Event).where(col(Event.seq) > since).order_by(col(Event.seq)).limit(limit)
-    return list(session.exec(stmt))
 
 
 def last_seq(session: Session) -> int:
