@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 
 import redis
 from sqlmodel import Session
 
 from dispatch.core import faults
 from dispatch.core.config import get_settings
-from dispatch.core.db import session_scope
+from dispatch.core.db import get_engine, session_scope
 from dispatch.core.jobs import COALESCE_MATCH
 from dispatch.core.outbox import HURRY_KEY, claim, claim_coalesced, clear_wake
 from dispatch.core.redis import get_redis
-from dispatch.matching import forecast
+from dispatch.matching import capacity, forecast
 from dispatch.matching import service as matching_service
 from dispatch.matching.core import Decision
 from dispatch.orders import offers
@@ -45,14 +46,27 @@ def match_pending() -> dict[str, int]:
     settings = get_settings()
     prices = forecast.read_prices(conn, max_age_seconds=3 * settings.match_price_refresh_seconds)
     started = time.process_time()
+    max_age = settings.match_holdings_cache_seconds
     with session_scope(write=False) as session:
-        snapshot = matching_service.load_snapshot(session)
-    decisions = matching_service.decide(snapshot, prices=prices if settings.match_forecast_days else None)
+        snapshot = matching_service.load_snapshot(session, holdings_max_age=max_age)
+    decide = partial(matching_service.decide, prices=prices if settings.match_forecast_days else None)
+    decisions = decide(snapshot)
+    if matching_service.needs_fresh_holdings(snapshot, decisions):
+        with session_scope(write=False) as session:
+            snapshot = matching_service.with_fresh_holdings(session, snapshot)
+        decisions = decide(snapshot)
     cpu_ms = (time.process_time() - started) * 1000  # what the log reports (bench/_phases.py)
     prepared = prepare(snapshot, decisions)
     faults.point("match.before_apply")
     with session_scope() as session:
         applied = apply_batch(session, prepared)
+    # Committed: what this run read under the lock and made is what the next snapshot knows
+    # (known per engine that snapshots are read through).
+    reader = get_engine(write=False)
+    if applied.retry:
+        capacity.forget_holdings(reader)  # capacity was taken meanwhile: read it all next run
+    else:
+        capacity.note_applied(reader, applied.provider_ids, applied.holdings_read, applied.holdings_made)
     log.info(
         "matched %d request(s): %d offered, %d escalated, %d waiting, %d skipped (%.1f ms cpu)",
         len(snapshot.requests),

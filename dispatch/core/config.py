@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     caregiver_max_jobs: int = Field(default=3, ge=1)
     # Providers' records are re-read at most this often by a matcher process.
     match_record_cache_seconds: float = Field(default=60.0, ge=0.0)
+    # A match worker reads the capacity in use of every provider at most this often, and knows
+    # it in between from its own batches (matching/capacity.py snapshot_holdings); 0: every run.
+    match_holdings_cache_seconds: float = Field(default=1.0, ge=0.0, le=60.0)
     # Capacity prices (dispatch/matching/prices.py): days of history forecasting the rest of
     # today (0 turns prices off), how often they are recomputed, and the most a unit may cost.
     match_forecast_days: int = Field(default=7, ge=0, le=60)

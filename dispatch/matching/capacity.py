@@ -4,6 +4,7 @@ requests, and the capacity in use (assigned jobs and pending offers)."""
 from __future__ import annotations
 
 import json
+import time
 import weakref
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -279,6 +280,57 @@ def load_holdings(
         for provider_id, caregiver_id, kind, start, slot_, count in session.execute(pending)
     ]
     return out
+
+
+@dataclass
+class _Known:
+    read_at: float  # time.monotonic() of the full read
+    holdings: list[Holding]
+
+
+_KNOWN: weakref.WeakKeyDictionary[Engine, _Known] = weakref.WeakKeyDictionary()
+
+
+def snapshot_holdings(session: Session, *, max_age_seconds: float) -> tuple[list[Holding], bool]:
+    """The capacity in use for a matcher's snapshot, and whether it was read just now.
+
+    Within `max_age_seconds` of this process's last full read, the holdings as it last knew
+    them: that read, with each batch it applied since (`note_applied`: the capacity of the
+    batch's providers as read under the write lock, and the offers it made). What others did
+    since (an accept, a decline, an expiry, a cancellation, an operator's direct order) is not
+    in it, so a snapshot decided on it may think a unit taken that came free, or free that was
+    taken: the apply re-checks every offer against the capacity read under the lock, and the
+    matcher reads afresh before it lets any verdict other than an offer stand
+    (`needs_fresh_holdings`). What is left is a provider's load a second old in its score.
+    The full read walks every open job of the district; at 500 requests/s it was a quarter of
+    the matcher's CPU (bench/match_cpu.py), and it grows with the jobs open."""
+    engine = session.get_bind()
+    known = _KNOWN.get(engine) if isinstance(engine, Engine) else None
+    if known is not None and time.monotonic() - known.read_at < max_age_seconds:
+        return list(known.holdings), False
+    read_at = time.monotonic()
+    holdings = load_holdings(session)
+    if isinstance(engine, Engine):
+        _KNOWN[engine] = _Known(read_at, holdings)
+    return list(holdings), True
+
+
+def note_applied(
+    engine: Any, provider_ids: Collection[int], read: Collection[Holding], made: Collection[Holding]
+) -> None:
+    """A batch committed: its providers' holdings are now those read under the write lock plus
+    the offers it made (kept only if a full read is known to this process)."""
+    known = _KNOWN.get(engine) if isinstance(engine, Engine) else None
+    if known is None or not provider_ids:
+        return
+    ids = set(provider_ids)
+    known.holdings = [h for h in known.holdings if h.provider_id not in ids] + list(read) + list(made)
+
+
+def forget_holdings(engine: Any) -> None:
+    """The next snapshot reads the capacity in use afresh (an apply found some taken meanwhile)."""
+    if isinstance(engine, Engine):
+        _KNOWN.pop(engine, None)
 
 
 def _json_text(session: Session, column: str, key: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
 
@@ -62,6 +62,8 @@ class Snapshot:
     providers: list[ProviderInfo]
     holdings: list[Holding]
     max_outbox_id: int = 0
+    # False: the capacity in use as this process last knew it (capacity.snapshot_holdings).
+    holdings_fresh: bool = True
 
 
 @dataclass
@@ -72,6 +74,11 @@ class Applied:
     skipped: int = 0
     retry: bool = False
     offer_ids: list[int] = field(default_factory=list)
+    # The capacity of the batch's providers as read under the write lock, and the offers made:
+    # what the matcher knows of them once this commits (capacity.note_applied).
+    provider_ids: set[int] = field(default_factory=set)
+    holdings_read: list[Holding] = field(default_factory=list)
+    holdings_made: list[Holding] = field(default_factory=list)
 
 
 def weights() -> Weights:
@@ -90,10 +97,15 @@ def weights() -> Weights:
 
 
 def load_snapshot(
-    session: Session, *, limit: int = BATCH_LIMIT, request_ids: Collection[int] | None = None
+    session: Session,
+    *,
+    limit: int = BATCH_LIMIT,
+    request_ids: Collection[int] | None = None,
+    holdings_max_age: float = 0.0,
 ) -> Snapshot:
     """The queued requests (urgent first, then oldest), or only those of `request_ids`, and
-    everything the matcher needs."""
+    everything the matcher needs; the capacity in use as this process knew it up to
+    `holdings_max_age` seconds ago (capacity.snapshot_holdings), else read now."""
     max_outbox_id = session.scalar(select(func.max(OutboxJob.id))) or 0
     urgent_first = case(
         (or_(col(ServiceRequest.priority) == "urgent", col(ServiceRequest.kind) == "emergency"), 0), else_=1
@@ -114,7 +126,28 @@ def load_snapshot(
     requests = request_infos(session, [(RequestRow._make(row[:-2]), row[-2], row[-1]) for row in rows])
     recs = records.load_records(session, max_age_seconds=get_settings().match_record_cache_seconds)
     providers = capacity.load_providers(session, records=recs)
-    return Snapshot(requests, providers, capacity.load_holdings(session), max_outbox_id)
+    holdings, fresh = capacity.snapshot_holdings(session, max_age_seconds=holdings_max_age)
+    return Snapshot(requests, providers, holdings, max_outbox_id, fresh)
+
+
+# Verdicts that no capacity in use changes: with any other verdict than an offer, a snapshot
+# decided on the capacity as last known is decided again on the capacity read afresh.
+_CAPACITY_FREE_REASONS = frozenset({"no_provider_in_range", "all_refused", "all_declined"})
+
+
+def needs_fresh_holdings(snapshot: Snapshot, decisions: Sequence[Decision]) -> bool:
+    """Whether `decisions` rest on capacity as last known and include a verdict it could have
+    changed (waiting, full, no caregiver free): a request is never escalated or kept waiting on
+    a unit that may have come free since."""
+    return not snapshot.holdings_fresh and any(
+        d.provider_id is None and d.reason not in _CAPACITY_FREE_REASONS for d in decisions
+    )
+
+
+def with_fresh_holdings(session: Session, snapshot: Snapshot) -> Snapshot:
+    """The snapshot with the capacity in use read now."""
+    holdings, _ = capacity.snapshot_holdings(session, max_age_seconds=0.0)
+    return replace(snapshot, holdings=holdings, holdings_fresh=True)
 
 
 def request_infos(session: Session, rows: Sequence[tuple[RequestFields, float, float]]) -> list[RequestInfo]:
@@ -252,6 +285,7 @@ def apply_prepared(session: Session, prepared: Prepared) -> Applied:
     # would still walk every open job.
     holdings = capacity.load_holdings(session, provider_ids) if provider_ids else []
     usage = Usage(providers, holdings)
+    applied.provider_ids, applied.holdings_read = provider_ids, holdings
     by_id = {r.id: r for r in prepared.snapshot.requests}
     chosen: list[ServiceRequest] = []
     for d in live:
@@ -275,12 +309,19 @@ def apply_prepared(session: Session, prepared: Prepared) -> Applied:
     made = offers.write_offers(session, prepared.offers, chosen)  # one set-wise write for the batch
     applied.offered = len(made)
     applied.offer_ids = [o.id or 0 for o in made]
+    applied.holdings_made = [_made_holding(o, by_id[o.request_id]) for o in made]
     if len(made) < len(chosen):
         applied.skipped += len(chosen) - len(made)
         applied.retry = True
     if applied.retry:
         offers.request_matching(session)
     return applied
+
+
+def _made_holding(offer: Offer, request: RequestInfo) -> Holding:
+    return Holding(
+        offer.provider_id, offer.caregiver_id, request.kind, request.window_start, request.slot, "pending"
+    )
 
 
 def _escalate(session: Session, request: ServiceRequest, reason: str | None) -> bool:
