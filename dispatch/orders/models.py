@@ -45,7 +45,20 @@ class OfferStatus(StrEnum):
 
 class ServiceRequest(SQLModel, table=True):
     __tablename__ = "service_request"
-    __table_args__ = (Index("ix_request_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_request_status_created", "status", "created_at"),
+        # A provider's capacity in use (matching/capacity.py load_holdings): seeks, not a walk
+        # of every open job; it serves every lookup by provider_id alone too. Partial: a request
+        # has a provider from its assignment on, so intake and offers never write to it.
+        Index(
+            "ix_request_provider_status",
+            "provider_id",
+            "status",
+            "window_start",
+            sqlite_where=text("provider_id IS NOT NULL"),
+            postgresql_where=text("provider_id IS NOT NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     elder_id: int = Field(foreign_key="elder.id", index=True)
@@ -60,7 +73,7 @@ class ServiceRequest(SQLModel, table=True):
     window_end: datetime = Field(sa_type=UTCDateTime)
     note: str = Field(default="", max_length=500)
     township: str = Field(max_length=20, index=True)
-    provider_id: int | None = Field(default=None, foreign_key="provider.id", index=True)
+    provider_id: int | None = Field(default=None, foreign_key="provider.id")
     caregiver_id: int | None = Field(default=None, foreign_key="caregiver.id")
     created_by: int | None = Field(default=None, foreign_key="user_account.id")
     escalation_reason: str | None = Field(default=None, max_length=40)
