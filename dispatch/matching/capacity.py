@@ -247,14 +247,23 @@ def load_holdings(
             func.count(),
         )  # type: ignore[call-overload]
         .join(p, col(p.id) == r.provider_id)
-        .where(
-            or_(
-                col(r.status).in_(["assigned", "in_service"]),
-                (col(r.status) == "completed") & (col(r.window_start) >= since),
-            ),
-        )
-        .group_by(r.provider_id, r.caregiver_id, r.kind, slot, r.status, window)
+        .group_by(r.caregiver_id, r.provider_id, r.kind, slot, r.status, window)
     )
+    open_jobs = col(r.status).in_(["assigned", "in_service"])
+    # Written out, so that the partial index ix_request_completed_window can serve it.
+    completed = col(r.status) == literal_column("'completed'")
+    if provider_ids is not None:
+        # A few providers: both kinds of job by seeks in ix_request_provider_status.
+        recent = completed & (col(r.window_start) >= since)
+        job_queries = [jobs.where(or_(open_jobs, recent), col(r.provider_id).in_(list(provider_ids)))]
+    else:
+        # Every provider: the open jobs by status, the recent completed ones by their window.
+        # Without statistics SQLite takes the status index for an equality on status, and so
+        # walked every request ever completed to keep the last two days' (migration 0008):
+        # likelihood() tells it that most requests are completed.
+        if session.get_bind().dialect.name == "sqlite":
+            completed = func.likelihood(completed, literal_column("0.9"))
+        job_queries = [jobs.where(open_jobs), jobs.where(completed & (col(r.window_start) >= since))]
     # The pending offers are few, the offers ever made many: status = 'pending' is written out
     # so that SQLite may read them from the partial index uq_offer_one_pending (a bound value
     # cannot be proven to match its WHERE), and the groups do not lead with provider_id, for
@@ -267,13 +276,13 @@ def load_holdings(
         .group_by(Offer.caregiver_id, Offer.provider_id, r.kind, slot, window)
     )
     if provider_ids is not None:
-        jobs = jobs.where(col(r.provider_id).in_(list(provider_ids)))
         pending = pending.where(col(Offer.provider_id).in_(list(provider_ids)))
     if exclude_offer_id is not None:
         pending = pending.where(col(Offer.id) != exclude_offer_id)
     out = [
         Holding(provider_id, caregiver_id, kind, start, slot_, status, count)
-        for provider_id, caregiver_id, kind, start, slot_, status, count in session.execute(jobs)
+        for query in job_queries
+        for provider_id, caregiver_id, kind, start, slot_, status, count in session.execute(query)
     ]
     out += [
         Holding(provider_id, caregiver_id, kind, start, slot_, "pending", count)

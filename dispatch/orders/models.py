@@ -58,6 +58,14 @@ class ServiceRequest(SQLModel, table=True):
             sqlite_where=text("provider_id IS NOT NULL"),
             postgresql_where=text("provider_id IS NOT NULL"),
         ),
+        # The completed jobs whose day still counts (load_holdings for every provider): a range
+        # of this index, not a walk of every request ever completed. Written once per request.
+        Index(
+            "ix_request_completed_window",
+            "window_start",
+            sqlite_where=text("status = 'completed'"),
+            postgresql_where=text("status = 'completed'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
