@@ -36,17 +36,32 @@ def _wait_for_batch_window(conn: redis.Redis, window: float) -> None:
     conn.set(LAST_RUN_KEY, repr(time.time()), ex=3600)
 
 
+def _refresh_known_capacity(max_age: float, window: float) -> float:
+    """Read every provider's capacity in use again now if what this worker knows of it would
+    be too old by the time the run decides: while the batch window gathers requests rather
+    than in the run (its latency is every request's). With nothing known (the first run, or
+    an apply found capacity taken), the run's snapshot reads it. Returns the CPU seconds."""
+    age = capacity.known_age(get_engine(write=False))
+    if max_age <= 0 or age is None or age < max_age - window:
+        return 0.0
+    started = time.process_time()
+    with session_scope(write=False) as session:
+        capacity.snapshot_holdings(session, max_age_seconds=0.0)
+    return time.process_time() - started
+
+
 def match_pending() -> dict[str, int]:
     """Match every queued request in one batch. Safe to run twice and concurrently: each
     decision is applied only if the request is still at the version the snapshot saw."""
     conn = get_redis()
-    _wait_for_batch_window(conn, get_settings().batch_window_seconds)
+    settings = get_settings()
+    max_age = settings.match_holdings_cache_seconds
+    refresh_cpu = _refresh_known_capacity(max_age, settings.batch_window_seconds)
+    _wait_for_batch_window(conn, settings.batch_window_seconds)
     # From here on, a newly committed request queues the next run instead of relying on this one.
     clear_wake(COALESCE_MATCH, conn)
-    settings = get_settings()
     prices = forecast.read_prices(conn, max_age_seconds=3 * settings.match_price_refresh_seconds)
-    started = time.process_time()
-    max_age = settings.match_holdings_cache_seconds
+    started = time.process_time() - refresh_cpu
     with session_scope(write=False) as session:
         snapshot = matching_service.load_snapshot(session, holdings_max_age=max_age)
     decide = partial(matching_service.decide, prices=prices if settings.match_forecast_days else None)

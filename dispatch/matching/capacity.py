@@ -336,6 +336,12 @@ def note_applied(
     known.holdings = [h for h in known.holdings if h.provider_id not in ids] + list(read) + list(made)
 
 
+def known_age(engine: Any) -> float | None:
+    """Seconds since this process last read every provider's capacity in use; None: unknown."""
+    known = _KNOWN.get(engine) if isinstance(engine, Engine) else None
+    return None if known is None else time.monotonic() - known.read_at
+
+
 def forget_holdings(engine: Any) -> None:
     """The next snapshot reads the capacity in use afresh (an apply found some taken meanwhile)."""
     if isinstance(engine, Engine):

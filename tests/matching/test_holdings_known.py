@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import col, select
 
 from dispatch.core.config import get_settings
-from dispatch.core.db import session_scope
+from dispatch.core.db import get_engine, session_scope
 from dispatch.matching import capacity
 from dispatch.orders.models import Offer, ServiceRequest
 from tests.helpers import HOME_CARE, Api
@@ -128,3 +128,27 @@ def test_a_unit_taken_by_hand_since_is_not_offered_twice(api: Api, full_reads: l
     assert result["offered"] == 0 and result["waiting"] == 1
     assert len(full_reads) == 2 and _open_units(small) == 2
     assert (_status(first), _status(by_hand), _status(third)) == ("offered", "assigned", "queued")
+
+
+def test_knowledge_about_to_expire_is_read_again_while_the_window_gathers(
+    api: Api, full_reads: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = _world(api, 5)
+    _file(api, w)
+    assert matching.match_pending()["offered"] == 1 and full_reads == [1]
+    reader = get_engine(write=False)
+    capacity._KNOWN[reader].read_at -= 120  # two minutes old: past MATCH_HOLDINGS_CACHE_SECONDS
+    reads_when_waiting: list[int] = []
+    real_wait = matching._wait_for_batch_window
+
+    def wait(conn: Any, window: float) -> None:
+        reads_when_waiting.append(len(full_reads))
+        real_wait(conn, window)
+
+    monkeypatch.setattr(matching, "_wait_for_batch_window", wait)
+    _file(api, w)
+    assert matching.match_pending()["offered"] == 1
+    # Read again before the window, not in the run; the run decided on that read.
+    assert reads_when_waiting == [2] and len(full_reads) == 2
+    age = capacity.known_age(reader)
+    assert age is not None and age < 60
