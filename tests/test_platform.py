@@ -101,6 +101,9 @@ def test_up_supervises_restarts_and_stops_everything(env: dict[str, str], tmp_pa
         up.wait(timeout=30)
         log.close()
     assert up.returncode == 0
+    # Each process stopped on its own when asked, none killed at the supervisor's deadline (RQ's
+    # command channel was polled every 60 s, and a worker stopping waited for that poll).
+    assert "did not stop" not in (tmp_path / "up.log").read_text()
     gone, alive = psutil.wait_procs(every, timeout=10)
     assert not alive, f"left running: {[p.cmdline() for p in alive]}"
     assert not (tmp_path / "var" / "redis" / "redis.sock").exists()

@@ -17,7 +17,33 @@ from dispatch.core.redis import get_queue, get_redis, serializer_for
 
 log = logging.getLogger(__name__)
 
-WORKER_CLASSES: dict[str, type[BaseWorker]] = {"simple": SimpleWorker, "fork": Worker}
+# How often a worker's thread for RQ's command channel (`rq.command`: shutdown, kill-horse)
+# looks for a command. RQ polls every 60 s, and stopping the worker joins that thread without a
+# bound, so a worker asked to stop waited up to a minute and `eldercare up` killed it at 10 s.
+COMMAND_POLL_SECONDS = 1.0
+
+
+class _PromptCommands(BaseWorker):
+    """RQ's worker with its command channel polled every COMMAND_POLL_SECONDS."""
+
+    def subscribe(self) -> None:
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]  # RQ annotates it None
+            sleep_time=COMMAND_POLL_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
+
+
+class PromptSimpleWorker(_PromptCommands, SimpleWorker):
+    pass
+
+
+class PromptWorker(_PromptCommands, Worker):
+    pass
+
+
+WORKER_CLASSES: dict[str, type[BaseWorker]] = {"simple": PromptSimpleWorker, "fork": PromptWorker}
 
 
 def run_worker(queue_name: str, *, burst: bool = False, worker_class: str = "simple") -> bool:
