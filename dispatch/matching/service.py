@@ -308,7 +308,7 @@ def apply_prepared(session: Session, prepared: Prepared) -> Applied:
         chosen.append(request)
     made = offers.write_offers(session, prepared.offers, chosen)  # one set-wise write for the batch
     applied.offered = len(made)
-    applied.offer_ids = [o.id or 0 for o in made]
+    applied.offer_ids = [o.id for o in made]
     applied.holdings_made = [_made_holding(o, by_id[o.request_id]) for o in made]
     if len(made) < len(chosen):
         applied.skipped += len(chosen) - len(made)
@@ -318,7 +318,7 @@ def apply_prepared(session: Session, prepared: Prepared) -> Applied:
     return applied
 
 
-def _made_holding(offer: Offer, request: RequestInfo) -> Holding:
+def _made_holding(offer: offers.MadeOffer, request: RequestInfo) -> Holding:
     return Holding(
         offer.provider_id, offer.caregiver_id, request.kind, request.window_start, request.slot, "pending"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -52,3 +53,20 @@ class Message(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+@dataclass(slots=True)
+class OwedText:
+    """A text owed, not yet queued: what a rule decided to send (notify/rules.py), handed to
+    `service.queue_sms_many`, which writes its `Message` row and sets `id`. A plain record, not
+    the table model: the matcher and the accepts prepare one per offer or relative, and building
+    a SQLModel object (its validation) cost ~65 us each, a tenth of the matcher's CPU per request."""
+
+    to_phone: str
+    body: str
+    purpose: str
+    audience: str
+    request_id: int | None = None
+    elder_id: int | None = None
+    provider_id: int | None = None
+    id: int | None = None  # the Message row's, once queued

@@ -29,7 +29,7 @@ from dispatch.core.config import get_settings
 from dispatch.core.events import EventLike
 from dispatch.elders import service as elder_service
 from dispatch.elders.models import Elder
-from dispatch.notify.models import Message
+from dispatch.notify.models import OwedText
 from dispatch.notify.service import queue_sms, queue_sms_many
 from dispatch.orders.models import ServiceRequest
 from services.models import Provider
@@ -167,16 +167,8 @@ def _tell_provider(
 
 def _provider_message(
     request: ServiceRequest, provider_id: int, phone: str, purpose: str, body: str
-) -> Message:
-    return Message(
-        to_phone=phone,
-        body=body,
-        purpose=purpose,
-        audience="provider",
-        request_id=request.id,
-        elder_id=request.elder_id,
-        provider_id=provider_id,
-    )
+) -> OwedText:
+    return OwedText(phone, body, purpose, "provider", request.id, request.elder_id, provider_id)
 
 
 # ---- rules by event ---------------------------------------------------------------------
@@ -246,7 +238,9 @@ def after_transitions(session: Session, pairs: Sequence[tuple[ServiceRequest, Ev
         queue_sms_many(session, offer_messages(session, offers))
 
 
-def offer_messages(session: Session, offers: Sequence[tuple[ServiceRequest, int, datetime]]) -> list[Message]:
+def offer_messages(
+    session: Session, offers: Sequence[tuple[ServiceRequest, int, datetime]]
+) -> list[OwedText]:
     """The texts that tell providers of their new offers, (request, provider id, deadline) each,
     not yet queued, in the order of `offers`: one read each of elders and providers (and the
     accounts' phones of providers without a duty phone). An offer whose elder or provider phone
@@ -309,7 +303,7 @@ def family_messages(
     *,
     eta_minutes: int | None = None,
     provider_ids: Mapping[int | None, int] | None = None,
-) -> list[Message]:
+) -> list[OwedText]:
     """The texts each request's relatives are owed (not yet queued): one read each of elders,
     providers, relatives. `provider_ids` names the provider of a request not yet written
     (an accept's texts are prepared before its write transaction: accepts.py)."""
@@ -341,16 +335,7 @@ def family_messages(
         provider = providers.get(provider_of[request.id]) if request.id in provider_of else None
         body = family_text(purpose, request, elder, provider, eta_minutes=eta_minutes)
         for phone in phones.get(request.elder_id, []):
-            messages.append(
-                Message(
-                    to_phone=phone,
-                    body=body,
-                    purpose=purpose,
-                    audience="family",
-                    request_id=request.id,
-                    elder_id=request.elder_id,
-                )
-            )
+            messages.append(OwedText(phone, body, purpose, "family", request.id, request.elder_id))
     return messages
 
 

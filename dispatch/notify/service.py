@@ -13,7 +13,7 @@ from dispatch.core.clock import utcnow
 from dispatch.core.jobs import COALESCE_SMS, JobName, QueueName
 from dispatch.core.outbox import add_job
 from dispatch.notify.gateway import SendResult
-from dispatch.notify.models import STATUS_RANK, Message, MessageStatus
+from dispatch.notify.models import STATUS_RANK, Message, MessageStatus, OwedText
 from dispatch.notify.schemas import MessageRead
 
 MAX_ATTEMPTS = 5
@@ -32,16 +32,10 @@ def queue_sms(
     provider_id: int | None = None,
 ) -> Message:
     """Owe an SMS: the message row and its send job commit with the change that caused them."""
-    message = Message(
-        to_phone=to,
-        body=body,
-        purpose=purpose,
-        audience=audience,
-        request_id=request_id,
-        elder_id=elder_id,
-        provider_id=provider_id,
-    )
-    queue_sms_many(session, [message])
+    owed = OwedText(to, body, purpose, audience, request_id, elder_id, provider_id)
+    queue_sms_many(session, [owed])
+    message = session.get(Message, owed.id)
+    assert message is not None
     return message
 
 
@@ -49,19 +43,35 @@ _TABLE = Message.__table__  # type: ignore[attr-defined]
 _INSERT = _TABLE.insert().returning(_TABLE.c.id, sort_by_parameter_order=True)
 
 
-def queue_sms_many(session: Session, messages: Sequence[Message]) -> None:
+def queue_sms_many(session: Session, texts: Sequence[OwedText]) -> None:
     """Owe SMS at once: one insert of the rows (Core: the ORM's flush cost several times more
     per row, inside the write lock), and one shared send job for every queued message (one run
-    sends a batch of them). The Message objects get their ids; they stay outside the session."""
-    if not messages:
+    sends a batch of them). Each text gets its message's id."""
+    if not texts:
         return
-    rows = []
-    for message in messages:
-        message.body = message.body[:480]
-        rows.append(message.model_dump(exclude={"id"}))
+    now = utcnow()
+    rows = [
+        {
+            "to_phone": t.to_phone,
+            "body": t.body[:480],
+            "purpose": t.purpose,
+            "audience": t.audience,
+            "request_id": t.request_id,
+            "elder_id": t.elder_id,
+            "provider_id": t.provider_id,
+            "status": MessageStatus.QUEUED.value,
+            "attempts": 0,
+            "provider_sid": None,
+            "error": "",
+            "created_at": now,
+            "sent_at": None,
+            "updated_at": now,
+        }
+        for t in texts
+    ]
     ids = session.connection().execute(_INSERT, rows).scalars().all()
-    for message, message_id in zip(messages, ids, strict=True):
-        message.id = message_id
+    for text, message_id in zip(texts, ids, strict=True):
+        text.id = message_id
     add_job(session, JobName.SEND_PENDING_SMS, queue=QueueName.NOTIFY, coalesce=COALESCE_SMS)
 
 

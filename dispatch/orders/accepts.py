@@ -34,7 +34,7 @@ from dispatch.core.clock import utcnow
 from dispatch.core.db import session_scope, write_on_loop
 from dispatch.core.errors import Conflict, DomainError, NotFound
 from dispatch.notify import rules as sms_rules
-from dispatch.notify.models import Message
+from dispatch.notify.models import OwedText
 from dispatch.orders import offers as offer_service
 from dispatch.orders.lifecycle import RequestStatus, transition_many
 from dispatch.orders.models import Offer, OfferStatus, ServiceRequest
@@ -69,7 +69,7 @@ class Prepared:
     chosen: dict[int, int]
     now: datetime
     # The families' texts, prepared for the chosen (None: notify.rules reads what it needs then).
-    texts: list[Message] | None = None
+    texts: list[OwedText] | None = None
     timelines: dict[int, list[TimelineEntry]] = field(default_factory=dict)
 
 

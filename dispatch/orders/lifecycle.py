@@ -18,7 +18,7 @@ from dispatch.core.clock import utcnow
 from dispatch.core.errors import Conflict, InvalidTransition
 from dispatch.core.events import Emitted, Event, emit, insert_events, lock_event_order
 from dispatch.notify import rules as sms_rules
-from dispatch.notify.models import Message
+from dispatch.notify.models import OwedText
 from dispatch.notify.service import queue_sms_many
 from dispatch.orders.models import ServiceRequest
 
@@ -131,7 +131,7 @@ def transition_many(
     before_events: Callable[[list[ServiceRequest]], None] | None = None,
     changes: Callable[[ServiceRequest], dict[str, Any]] | None = None,
     actor: Callable[[ServiceRequest], tuple[Principal | None, str]] | None = None,
-    texts: Callable[[list[tuple[ServiceRequest, Emitted]]], Sequence[Message]] | None = None,
+    texts: Callable[[list[tuple[ServiceRequest, Emitted]]], Sequence[OwedText]] | None = None,
 ) -> list[tuple[ServiceRequest, Emitted]]:
     """transition() for many requests at once, set-wise: one compare-and-set UPDATE (each row
     on the status and version this caller read), one insert of the events, one of the audit

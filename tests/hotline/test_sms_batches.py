@@ -18,7 +18,7 @@ from dispatch.core.clock import utcnow
 from dispatch.core.db import session_scope
 from dispatch.core.outbox import OutboxJob
 from dispatch.notify import service as notify_service
-from dispatch.notify.models import Message
+from dispatch.notify.models import Message, OwedText
 from dispatch.notify.service import queue_sms
 from hotline.gateway import TwilioGateway
 from tests.helpers import drain_jobs
@@ -156,3 +156,33 @@ def test_two_runs_at_once_send_each_message_once(
     bodies = [r["data"]["Body"] for r in http.requests]
     assert sorted(bodies) == sorted(f"短信{i}" for i in range(60))  # each once, none missing
     assert _statuses() == {"sent": 60}
+
+
+def test_texts_queued_in_bulk_are_stored_as_the_model_would_build_them(env: dict[str, str]) -> None:
+    """queue_sms_many writes its rows by hand (Core, from plain OwedText records): every column,
+    the model's defaults included, is what a Message built through the model would hold."""
+    texts = [
+        OwedText("+8613900000001", "长" * 500, "offer", "provider", None, None, None),
+        OwedText("+8613900000002", "短信", "reply", "family"),
+    ]
+    with session_scope() as session:
+        notify_service.queue_sms_many(session, texts)
+    assert all(t.id is not None for t in texts)
+    with session_scope(write=False) as session:
+        for text in texts:
+            stored = session.get(Message, text.id)
+            assert stored is not None
+            built = Message(
+                to_phone=text.to_phone,
+                body=text.body[:480],
+                purpose=text.purpose,
+                audience=text.audience,
+                request_id=text.request_id,
+                elder_id=text.elder_id,
+                provider_id=text.provider_id,
+            )
+            skip = {"id", "created_at", "updated_at"}
+            assert stored.model_dump(exclude=skip) == built.model_dump(exclude=skip)
+            assert stored.created_at == stored.updated_at and abs(stored.created_at - utcnow()) < timedelta(
+                minutes=1
+            )

@@ -97,9 +97,12 @@ def test_the_offers_returned_are_the_stored_ones(api: Api) -> None:
     prepared = _prepared()
     with session_scope() as session:
         applied = matching.apply_batch(session, prepared)
-        made = {o.request_id: o for o in prepared.offers.offers.values() if o.id is not None}
-        assert sorted(made) == ids and sorted(applied.offer_ids) == sorted(o.id for o in made.values())
-        for offer in made.values():  # the returned objects carry every column as stored
-            stored = session.get(Offer, offer.id)
-            assert stored is not None and stored is not offer
-            assert stored.model_dump() == offer.model_dump()
+        stored = {
+            o.request_id: o for o in session.exec(select(Offer).where(col(Offer.id).in_(applied.offer_ids)))
+        }
+        assert sorted(stored) == ids and len(applied.offer_ids) == 3
+        for request_id, offer in stored.items():  # every column written as prepared, the defaults too
+            assert offer.model_dump(exclude={"id"}) == prepared.offers.rows[request_id]
+            assert offer.status == "pending" and offer.reason == "" and offer.responded_at is None
+        made = {h.provider_id for h in applied.holdings_made}
+        assert made == {o.provider_id for o in stored.values()} and len(applied.holdings_made) == 3
