@@ -7,7 +7,7 @@ and prints each process's CPU milliseconds per request during the phase, with th
 and pipeline figures. `--profile` also records py-spy (raw format, for flame graphs or grep) of
 the API and the match worker during the phase into bench/results/profile-<name>.txt.
 
-    .venv/bin/python bench/drive.py 500 8 [--profile] [--no-accept] [--batch-window 0.1]
+    .venv/bin/python bench/drive.py 500 8 [--profile [--gil]] [--no-accept] [--batch-window 0.1]
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("rate", type=float, help="requests per second")
     parser.add_argument("duration", type=float, help="seconds")
     parser.add_argument("--profile", action="store_true", help="py-spy the API and the match worker")
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="with --profile: only the thread holding the GIL (where the CPU goes; threads waiting for it are left out)",
+    )
     parser.add_argument("--no-accept", action="store_true", help="providers do not accept (intake only)")
     parser.add_argument("--batch-window", type=float, default=0.1)
     return parser.parse_args()
@@ -91,6 +96,7 @@ async def phase(run: Any, platform: Platform, workload: Any, args: argparse.Name
                                 "-o",
                                 str(out),
                                 "--nonblocking",
+                                *(["--gil"] if args.gil else []),
                             ],
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,

@@ -11,7 +11,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import ColumnElement, Engine, Text, case, cast, func, literal_column, or_, select, text
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Engine,
+    Select,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlmodel import Session, col
 
 from dispatch.core.clock import utcnow
@@ -228,10 +242,46 @@ def load_holdings(
     Holdings of a home-care provider are one pool whatever their window; other providers'
     pools are per day, so their holdings are grouped by their exact window start (any start
     of a group gives its day)."""
-    since = utcnow() - _DAILY_LOOKBACK
+    job_queries, pending = _holdings_statements(
+        session.get_bind().dialect.name, provider_ids is not None, exclude_offer_id is not None
+    )
+    params: dict[str, Any] = {"since": utcnow() - _DAILY_LOOKBACK}
+    if provider_ids is not None:
+        params["provider_ids"] = list(provider_ids)
+    if exclude_offer_id is not None:
+        params["exclude_offer_id"] = exclude_offer_id
+    out = [
+        Holding(provider_id, caregiver_id, kind, start, slot_, status, count)
+        for query in job_queries
+        for provider_id, caregiver_id, kind, start, slot_, status, count in session.execute(query, params)
+    ]
+    out += [
+        Holding(provider_id, caregiver_id, kind, start, slot_, "pending", count)
+        for provider_id, caregiver_id, kind, start, slot_, count in session.execute(pending, params)
+    ]
+    return out
+
+
+_Statements = tuple[list[Select[Any]], Select[Any]]
+_HOLDINGS_STATEMENTS: dict[tuple[str, bool, bool], _Statements] = {}
+
+
+def _holdings_statements(dialect: str, some_providers: bool, exclude_offer: bool) -> _Statements:
+    """load_holdings()'s statements, built once per shape with their values bound (`since`,
+    `provider_ids`, `exclude_offer_id`): SQLAlchemy keeps a statement's cache key on the object,
+    and building these anew each call cost the match worker ~5 % of its CPU in cache keys."""
+    key = (dialect, some_providers, exclude_offer)
+    if key not in _HOLDINGS_STATEMENTS:
+        _HOLDINGS_STATEMENTS[key] = _build_holdings_statements(dialect, some_providers, exclude_offer)
+    return _HOLDINGS_STATEMENTS[key]
+
+
+def _build_holdings_statements(dialect: str, some_providers: bool, exclude_offer: bool) -> _Statements:
     r, p = ServiceRequest, Provider
+    since = bindparam("since", type_=ServiceRequest.__table__.c.window_start.type)  # type: ignore[attr-defined]
+    providers: BindParameter[Any] = bindparam("provider_ids", expanding=True)
     # Only a canteen's pools are per meal slot: the JSON is read for its holdings alone.
-    json_slot = _json_text(session, f"{r.__tablename__}.details", "slot")
+    json_slot = _json_text(dialect, f"{r.__tablename__}.details", "slot")
     slot: ColumnElement[Any] = literal_column(
         f"CASE WHEN {p.__tablename__}.kind = 'canteen' THEN {json_slot} END"
     )
@@ -252,16 +302,16 @@ def load_holdings(
     open_jobs = col(r.status).in_(["assigned", "in_service"])
     # Written out, so that the partial index ix_request_completed_window can serve it.
     completed = col(r.status) == literal_column("'completed'")
-    if provider_ids is not None:
+    if some_providers:
         # A few providers: both kinds of job by seeks in ix_request_provider_status.
         recent = completed & (col(r.window_start) >= since)
-        job_queries = [jobs.where(or_(open_jobs, recent), col(r.provider_id).in_(list(provider_ids)))]
+        job_queries = [jobs.where(or_(open_jobs, recent), col(r.provider_id).in_(providers))]
     else:
         # Every provider: the open jobs by status, the recent completed ones by their window.
         # Without statistics SQLite takes the status index for an equality on status, and so
         # walked every request ever completed to keep the last two days' (migration 0008):
         # likelihood() tells it that most requests are completed.
-        if session.get_bind().dialect.name == "sqlite":
+        if dialect == "sqlite":
             completed = func.likelihood(completed, literal_column("0.9"))
         job_queries = [jobs.where(open_jobs), jobs.where(completed & (col(r.window_start) >= since))]
     # The pending offers are few, the offers ever made many: status = 'pending' is written out
@@ -275,20 +325,11 @@ def load_holdings(
         .where(col(Offer.status) == literal_column(f"'{OfferStatus.PENDING.value}'"))
         .group_by(Offer.caregiver_id, Offer.provider_id, r.kind, slot, window)
     )
-    if provider_ids is not None:
-        pending = pending.where(col(Offer.provider_id).in_(list(provider_ids)))
-    if exclude_offer_id is not None:
-        pending = pending.where(col(Offer.id) != exclude_offer_id)
-    out = [
-        Holding(provider_id, caregiver_id, kind, start, slot_, status, count)
-        for query in job_queries
-        for provider_id, caregiver_id, kind, start, slot_, status, count in session.execute(query)
-    ]
-    out += [
-        Holding(provider_id, caregiver_id, kind, start, slot_, "pending", count)
-        for provider_id, caregiver_id, kind, start, slot_, count in session.execute(pending)
-    ]
-    return out
+    if some_providers:
+        pending = pending.where(col(Offer.provider_id).in_(providers))
+    if exclude_offer:
+        pending = pending.where(col(Offer.id) != bindparam("exclude_offer_id"))
+    return job_queries, pending
 
 
 @dataclass
@@ -348,11 +389,11 @@ def forget_holdings(engine: Any) -> None:
         _KNOWN.pop(engine, None)
 
 
-def _json_text(session: Session, column: str, key: str) -> str:
+def _json_text(dialect: str, column: str, key: str) -> str:
     """The JSON `column`'s `key` as text, written out in the SQL rather than bound as a
     parameter, so that PostgreSQL sees the same expression in SELECT and GROUP BY."""
     assert key.isidentifier()
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         return f"{column}->>'{key}'"
     return f"json_extract({column}, '$.{key}')"
 
