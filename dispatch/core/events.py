@@ -23,6 +23,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from dispatch.core import audit
 from dispatch.core.clock import utcnow
+from dispatch.core.inserts import insert_returning_keys
 from dispatch.core.redis import get_redis
 from dispatch.core.types import JSONType, UTCDateTime
 
@@ -88,14 +89,14 @@ class Emitted:
 EventLike = Event | Emitted
 
 
-_INSERT = Event.__table__.insert().returning(Event.__table__.c.seq, sort_by_parameter_order=True)  # type: ignore[attr-defined]
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
 
 
 def insert_events(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Write many events at once (Core: the ORM's flush costs several times more per row) in
     the session's transaction; their seqs, in the order of `rows`. The listeners are pinged
     after the commit. The caller took the event-order lock (lock_event_order)."""
-    seqs = list(session.connection().execute(_INSERT, rows).scalars().all())
+    seqs = insert_returning_keys(session.connection(), _EVENTS, rows)
     note_emitted(session, max(seqs))
     return seqs
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from dispatch.core.auth import Principal, visible_phone
 from dispatch.core.clock import utcnow
+from dispatch.core.inserts import insert_returning_keys
 from dispatch.core.jobs import COALESCE_SMS, JobName, QueueName
 from dispatch.core.outbox import add_job
 from dispatch.notify.gateway import SendResult
@@ -40,7 +41,6 @@ def queue_sms(
 
 
 _TABLE = Message.__table__  # type: ignore[attr-defined]
-_INSERT = _TABLE.insert().returning(_TABLE.c.id, sort_by_parameter_order=True)
 
 
 def queue_sms_many(session: Session, texts: Sequence[OwedText]) -> None:
@@ -69,7 +69,7 @@ def queue_sms_many(session: Session, texts: Sequence[OwedText]) -> None:
         }
         for t in texts
     ]
-    ids = session.connection().execute(_INSERT, rows).scalars().all()
+    ids = insert_returning_keys(session.connection(), _TABLE, rows)
     for text, message_id in zip(texts, ids, strict=True):
         text.id = message_id
     add_job(session, JobName.SEND_PENDING_SMS, queue=QueueName.NOTIFY, coalesce=COALESCE_SMS)

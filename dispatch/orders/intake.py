@@ -28,6 +28,7 @@ from dispatch.core.clock import LOCAL_TZ, as_utc, local, utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.errors import BadRequest, Conflict, DomainError, NotFound, Unprocessable
 from dispatch.core.events import insert_events, lock_event_order
+from dispatch.core.inserts import insert_returning_keys
 from dispatch.elders.models import Elder, FamilyLink
 from dispatch.notify import rules as sms_rules
 from dispatch.orders import offers
@@ -303,7 +304,6 @@ def request_values(
 
 _REQUESTS = ServiceRequest.__table__  # type: ignore[attr-defined]
 # Core statements on the tables, compiled once: the ORM's bulk insert cost a third more per row.
-_INSERT_REQUESTS = _REQUESTS.insert().returning(_REQUESTS.c.id, sort_by_parameter_order=True)
 _INSERT_KEYS = IdempotencyRecord.__table__.insert()  # type: ignore[attr-defined]
 
 
@@ -319,7 +319,7 @@ def _store(session: Session, checked: Checked, fresh: list[int]) -> None:
         for i in fresh
     ]
     conn = session.connection()
-    ids = conn.execute(_INSERT_REQUESTS, rows).scalars().all()
+    ids = insert_returning_keys(conn, _REQUESTS, rows)
     lock_event_order(session)
     events = [
         {

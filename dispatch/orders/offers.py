@@ -17,6 +17,7 @@ from dispatch.core.clock import utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.errors import Conflict, Forbidden, NotFound
 from dispatch.core.events import Emitted
+from dispatch.core.inserts import insert_returning_keys
 from dispatch.core.jobs import COALESCE_MATCH, JobName, QueueName
 from dispatch.core.outbox import add_job
 from dispatch.elders.models import Elder
@@ -143,10 +144,9 @@ def prepare_offers(session: Session, chosen: Sequence[tuple[ServiceRequest, Deci
     return prepared
 
 
-_OFFERS: Table = Offer.__table__  # type: ignore[attr-defined]
 # Core, not the ORM's flush (several times the cost per row, inside the write lock); the ids
-# come back in the order of the rows.
-_INSERT_OFFERS = _OFFERS.insert().returning(_OFFERS.c.id, sort_by_parameter_order=True)
+# come back in the order of the rows (core/inserts.py).
+_OFFERS: Table = Offer.__table__  # type: ignore[attr-defined]
 
 
 def write_offers(
@@ -162,7 +162,7 @@ def write_offers(
 
     def insert_offers(winners: list[ServiceRequest]) -> None:
         rows = [prepared.rows[r.id or 0] for r in winners]
-        ids = session.connection().execute(_INSERT_OFFERS, rows).scalars().all()
+        ids = insert_returning_keys(session.connection(), _OFFERS, rows)
         for row, offer_id in zip(rows, ids, strict=True):
             made[row["request_id"]] = MadeOffer(
                 offer_id, row["request_id"], row["provider_id"], row["caregiver_id"], row["expires_at"]
