@@ -196,6 +196,8 @@ def resources(platform: Platform, soak_from: float | None = None) -> dict[str, A
             warm = [rss for at, rss in usage.rss_samples if at >= soak_from]
             if len(warm) > 4:
                 entry["soak_growth_mb"] = round(warm[-1] - warm[len(warm) // 5], 1)
+                # The shape, not just the two ends: a step (a larger batch once) or a slope.
+                entry["soak_rss_mb"] = [round(warm[(len(warm) - 1) * i // 10], 1) for i in range(11)]
         out[name] = entry
     return out
 
