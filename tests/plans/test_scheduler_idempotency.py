@@ -9,15 +9,19 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import func, select
 
+from dispatch.core.clock import local, utcnow
 from dispatch.core.db import session_scope
 from dispatch.core.faults import CRASH_EXIT_CODE
 from dispatch.orders.models import ServiceRequest
-from dispatch.plans.models import PlanOccurrence
+from dispatch.plans import calendar
+from dispatch.plans import service as plan_service
+from dispatch.plans.models import PlanOccurrence, ServicePlan
 from tests.helpers import Api, wait_for
 
 ALL_DAYS = [1, 2, 3, 4, 5, 6, 7]
@@ -30,6 +34,29 @@ def _plans(api: Api, count: int = 6) -> None:
         kind = ("meal", "home_care", "day_care")[n % 3]
         api.ok("POST", "/api/plans", w["operator"], 201,
                json={"elder_id": w["elder"]["id"], "kind": kind, "weekdays": ALL_DAYS})  # fmt: skip
+
+
+def _clear_of_window_starts(margin: timedelta = timedelta(seconds=90)) -> None:
+    """The runs below count the occurrences due within the 48-hour horizon. A plan's window
+    starting while they run, at `now` or at `now` + 48 h, moves one occurrence in or out of it
+    (found at 00:00 UTC, 08:00 in Beijing, when the day-care plans' windows start: the last run
+    created two). Wait, with a deadline, until no window starts within `margin`."""
+    with session_scope(write=False) as session:
+        rules = [plan_service.rule_of(plan) for plan in session.exec(select(ServicePlan))]
+
+    def clear() -> bool:
+        now = utcnow()
+        today = local(now).date()
+        starts = [calendar.window(rule, today + timedelta(days=d))[0] for rule in rules for d in range(-1, 4)]
+        return not any(
+            timedelta(0) <= start - (now + ahead) <= margin
+            for start in starts
+            for ahead in (timedelta(0), timedelta(hours=48))
+        )
+
+    wait_for(
+        clear, timeout=margin.total_seconds() + 30, interval=1.0, what="no plan window to start meanwhile"
+    )
 
 
 def _start(env: dict[str, str], **extra: str) -> subprocess.Popen[str]:
@@ -63,6 +90,7 @@ def test_two_schedulers_deciding_at_once_create_each_occurrence_once(
     api: Api, env: dict[str, str], tmp_path: Path
 ) -> None:
     _plans(api)
+    _clear_of_window_starts()
     gates = [tmp_path / "gate-a", tmp_path / "gate-b"]
     runs = [_start(env, ELDERCARE_HOLD_AT=f"plans.decided:{gate}") for gate in gates]
     # Both have read the plans and decided what is missing before either writes anything.
@@ -82,6 +110,7 @@ def test_a_scheduler_killed_mid_way_leaves_whole_occurrences_and_the_next_run_fi
     api: Api, env: dict[str, str]
 ) -> None:
     _plans(api)
+    _clear_of_window_starts()
     # Killed inside the first occurrence's transaction: nothing of it is left.
     crashed = _start(env, ELDERCARE_CRASH_AT="plans.occurrence_written:1")
     crashed.communicate(timeout=120)
