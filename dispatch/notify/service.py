@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -43,6 +44,27 @@ def queue_sms(
 _TABLE = Message.__table__  # type: ignore[attr-defined]
 
 
+def message_row(text: OwedText, now: datetime) -> dict[str, Any]:
+    """The `Message` row of a text owed, queued at `now` (every column but the id, as the
+    model's defaults give them)."""
+    return {
+        "to_phone": text.to_phone,
+        "body": text.body[:480],
+        "purpose": text.purpose,
+        "audience": text.audience,
+        "request_id": text.request_id,
+        "elder_id": text.elder_id,
+        "provider_id": text.provider_id,
+        "status": MessageStatus.QUEUED.value,
+        "attempts": 0,
+        "provider_sid": None,
+        "error": "",
+        "created_at": now,
+        "sent_at": None,
+        "updated_at": now,
+    }
+
+
 def queue_sms_many(session: Session, texts: Sequence[OwedText]) -> None:
     """Owe SMS at once: one insert of the rows (Core: the ORM's flush cost several times more
     per row, inside the write lock), and one shared send job for every queued message (one run
@@ -50,25 +72,7 @@ def queue_sms_many(session: Session, texts: Sequence[OwedText]) -> None:
     if not texts:
         return
     now = utcnow()
-    rows = [
-        {
-            "to_phone": t.to_phone,
-            "body": t.body[:480],
-            "purpose": t.purpose,
-            "audience": t.audience,
-            "request_id": t.request_id,
-            "elder_id": t.elder_id,
-            "provider_id": t.provider_id,
-            "status": MessageStatus.QUEUED.value,
-            "attempts": 0,
-            "provider_sid": None,
-            "error": "",
-            "created_at": now,
-            "sent_at": None,
-            "updated_at": now,
-        }
-        for t in texts
-    ]
+    rows = [message_row(text, now) for text in texts]
     ids = insert_returning_keys(session.connection(), _TABLE, rows)
     for text, message_id in zip(texts, ids, strict=True):
         text.id = message_id

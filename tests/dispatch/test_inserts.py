@@ -14,7 +14,8 @@ from dispatch.core.clock import utcnow
 from dispatch.core.db import session_scope
 from dispatch.core.events import Event
 from dispatch.core.inserts import insert_returning_keys
-from dispatch.notify.models import Message
+from dispatch.notify.models import Message, OwedText
+from dispatch.notify.service import message_row
 
 EVENTS = Event.__table__  # type: ignore[attr-defined]
 MESSAGES = Message.__table__  # type: ignore[attr-defined]
@@ -33,23 +34,7 @@ def _event(kind: str) -> dict[str, object]:
 
 
 def _message(body: str) -> dict[str, object]:
-    now = utcnow()
-    return {
-        "to_phone": "+8613900000001",
-        "body": body,
-        "purpose": "reply",
-        "audience": "family",
-        "request_id": None,
-        "elder_id": None,
-        "provider_id": None,
-        "status": "queued",
-        "attempts": 0,
-        "provider_sid": None,
-        "error": "",
-        "created_at": now,
-        "sent_at": None,
-        "updated_at": now,
-    }
+    return message_row(OwedText("+8613900000001", body, "reply", "family"), utcnow())
 
 
 def _stored_events() -> dict[int, str]:
