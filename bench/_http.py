@@ -163,7 +163,15 @@ async def open_loop(
     return stats
 
 
-async def closed_loop(pool: Pool, make: Callable[[int], bytes], *, clients: int, duration: float) -> RunStats:
+async def closed_loop(
+    pool: Pool,
+    make: Callable[[int], bytes],
+    *,
+    clients: int,
+    duration: float,
+    on_result: Callable[[int, Result], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RunStats:
     """`clients` loops sending back to back for `duration` seconds: the saturation rate."""
     stats = RunStats()
     end = time.perf_counter() + duration
@@ -171,14 +179,20 @@ async def closed_loop(pool: Pool, make: Callable[[int], bytes], *, clients: int,
 
     async def loop() -> None:
         while time.perf_counter() < end:
-            raw = make(next(counter))
+            i = next(counter)
+            raw = make(i)
             sent = time.perf_counter()
             try:
                 status, body = await pool.request(raw)
             except Exception:
                 stats.errors += 1
                 continue
-            stats.results.append(Result(sent, sent, time.perf_counter(), status, body))
+            result = Result(sent, sent, time.perf_counter(), status, body)
+            stats.results.append(result)
+            if on_result is not None:
+                on_result(i, result)
+            if progress is not None and i % 100 == 0:
+                progress(i)
 
     await asyncio.gather(*(loop() for _ in range(clients)))
     return stats

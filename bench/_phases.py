@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from _consoles import FanoutConsoles, Observer, ws_url
-from _http import Pool, Result, RunStats, open_loop, percentile
+from _http import Pool, Result, RunStats, closed_loop, open_loop, percentile
 from _platform import Platform
 from _workload import Workload
 from rich.table import Table
-
-DRAIN_SECONDS = 5.0
 
 
 @dataclass
@@ -29,6 +27,10 @@ class Phase:
     started: float = 0.0
     ended: float = 0.0
     accepts: dict[int, int] = field(default_factory=dict)  # HTTP status -> count
+    # > 0: closed loop, this many clients posting back to back (the rate is then what the
+    # platform takes, as for the ceiling); 0: open loop at `rate`.
+    clients: int = 0
+    drain: float = 5.0  # seconds to wait, after the load, for its requests to be served
 
 
 def _ms(value: float | None) -> float | None:
@@ -38,8 +40,9 @@ def _ms(value: float | None) -> float | None:
 async def drive(
     run: Any, platform: Platform, workload: Workload, observer: Observer, phase: Phase, accept_pool: Pool
 ) -> Phase:
-    """Post at `phase.rate` for `phase.duration`; every offer is accepted by its provider."""
-    pool = Pool("127.0.0.1", platform.port, run.args.connections)
+    """Post at `phase.rate` (or with `phase.clients` back to back) for `phase.duration`; every
+    offer is accepted by its provider."""
+    pool = Pool("127.0.0.1", platform.port, phase.clients or run.args.connections)
     pending: set[asyncio.Task[None]] = set()
 
     async def accept(frame: dict[str, Any]) -> None:
@@ -62,20 +65,25 @@ async def drive(
             phase.scheduled[int(json.loads(result.body)["id"])] = result.scheduled
 
     observer.on_offer = on_offer
-    task_id = run.progress.add_task(
-        f"{phase.name} @ {phase.rate:g}/s", total=int(phase.rate * phase.duration)
-    )
     phase.started = time.perf_counter()
-    phase.stats = await open_loop(
-        pool,
-        lambda i: workload.post_request(i, phase.name),
-        rate=phase.rate,
-        duration=phase.duration,
-        on_result=on_result,
-        progress=lambda n: run.progress.update(task_id, completed=n),
-    )
+    make = lambda i: workload.post_request(i, phase.name)  # noqa: E731
+    if phase.clients:
+        task_id = run.progress.add_task(f"{phase.name} ({phase.clients} clients)", total=None)
+        phase.stats = await closed_loop(
+            pool, make, clients=phase.clients, duration=phase.duration, on_result=on_result,
+            progress=lambda n: run.progress.update(task_id, completed=n),
+        )  # fmt: skip
+        run.progress.update(task_id, total=len(phase.stats.results), completed=len(phase.stats.results))
+    else:
+        task_id = run.progress.add_task(
+            f"{phase.name} @ {phase.rate:g}/s", total=int(phase.rate * phase.duration)
+        )
+        phase.stats = await open_loop(
+            pool, make, rate=phase.rate, duration=phase.duration, on_result=on_result,
+            progress=lambda n: run.progress.update(task_id, completed=n),
+        )  # fmt: skip
     phase.ended = time.perf_counter()
-    deadline = time.perf_counter() + DRAIN_SECONDS
+    deadline = time.perf_counter() + phase.drain
     while time.perf_counter() < deadline and any(
         rid not in observer.assigned and rid not in observer.escalated for rid in phase.scheduled
     ):
@@ -215,7 +223,8 @@ def table(results: dict[str, Any]) -> Table:
             f"{results.get('intake_p50_ms')} / {results.get('intake_p99_ms')}",
             "p99 < 50",
         ),
-        ("intake / ceiling", results.get("intake_to_ceiling"), ">= 0.4"),
+        ("intake capacity req/s (saturated)", results.get("intake_capacity_rps"), ""),
+        ("intake capacity / ceiling", results.get("intake_to_ceiling"), ">= 0.4"),
         ("pipeline req/s", results.get("pipeline_rps"), ">= 500"),
         ("POST -> offered p99 ms", results.get("offered_p99_ms"), "< 250"),
         ("POST -> assigned p99 ms", results.get("assigned_p99_ms"), ""),
