@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from dispatch.core.auth import Principal, Role, User, visible_phone
@@ -155,19 +156,26 @@ def family_of(*, session: Session, elder_id: int) -> list[tuple[FamilyLink, User
     return [(link, user) for link, user in session.exec(stmt).all()]
 
 
+# Built once, the elders bound: read by every accept batch (its families' texts).
+_FAMILY_PHONES = (
+    select(col(FamilyLink.elder_id), col(User.phone))
+    .join(User, col(User.id) == FamilyLink.user_id)
+    .where(
+        col(FamilyLink.elder_id).in_(bindparam("ids", expanding=True)),
+        col(User.active).is_(True),
+        col(User.phone).is_not(None),
+    )
+    .order_by(col(FamilyLink.id))
+)
+
+
 def family_phones_of(*, session: Session, elder_ids: Iterable[int]) -> dict[int, list[str]]:
     """The active relatives' phones of many elders at once (in link order, each phone once)."""
     ids = sorted(set(elder_ids))
     phones: dict[int, list[str]] = {}
     if not ids:
         return phones
-    stmt = (
-        select(col(FamilyLink.elder_id), col(User.phone))
-        .join(User, col(User.id) == FamilyLink.user_id)
-        .where(col(FamilyLink.elder_id).in_(ids), col(User.active).is_(True), col(User.phone).is_not(None))
-        .order_by(col(FamilyLink.id))
-    )
-    for elder_id, phone in session.exec(stmt).all():
+    for elder_id, phone in session.connection().execute(_FAMILY_PHONES, {"ids": ids}):
         mine = phones.setdefault(elder_id, [])
         if phone and phone not in mine:
             mine.append(phone)

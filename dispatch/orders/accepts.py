@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import anyio
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -73,18 +73,34 @@ class Prepared:
     timelines: dict[int, list[TimelineEntry]] = field(default_factory=dict)
 
 
+_OFFER_COLUMNS = Offer.__table__.c  # type: ignore[attr-defined]
+# Statements built once, their values bound: built per batch, SQLAlchemy generated their cache
+# keys each time (bench/api_cpu.py).
+_OFFERS = select(Offer).where(col(Offer.id).in_(bindparam("ids", expanding=True)))
+_REQUESTS = select(ServiceRequest).where(col(ServiceRequest.id).in_(bindparam("ids", expanding=True)))
+# The caregiver may have been changed (direct_to_caregiver) after the offer was read: the
+# compare-and-set returns the one it accepted.
+_TAKE_OFFERS = (
+    update(Offer)
+    .where(col(Offer.id).in_(bindparam("ids", expanding=True)), col(Offer.status) == OfferStatus.PENDING)
+    .values(
+        status=OfferStatus.ACCEPTED,
+        responded_at=bindparam("now", type_=_OFFER_COLUMNS.responded_at.type),
+        reason="",
+    )
+    .returning(col(Offer.id), col(Offer.caregiver_id))
+)
+
+
 def prepare(session: Session, items: Sequence[AcceptItem], *, for_answers: bool = False) -> Prepared:
     """Read the batch's offers and requests once and judge each accept as it would be alone.
     With `for_answers`, also prepare the families' texts and the timelines, so that the write
     transaction has nothing left to read (the batcher does this before taking the write lock;
     the compare-and-sets in it then check that nothing changed since)."""
-    offers = {
-        o.id: o for o in session.exec(select(Offer).where(col(Offer.id).in_({i.offer_id for i in items})))
-    }
-    request_ids = {o.request_id for o in offers.values()}
-    requests = {
-        r.id: r for r in session.exec(select(ServiceRequest).where(col(ServiceRequest.id).in_(request_ids)))
-    }
+    offer_ids = sorted({i.offer_id for i in items})
+    offers = {o.id: o for o in session.exec(_OFFERS, params={"ids": offer_ids})}
+    request_ids = sorted({o.request_id for o in offers.values()})
+    requests = {r.id: r for r in session.exec(_REQUESTS, params={"ids": request_ids})} if request_ids else {}
     now = utcnow()
     outcomes: list[ServiceRequest | DomainError | None] = [None] * len(items)
     chosen: dict[int, int] = {}  # offer id -> index of the item that takes it
@@ -133,15 +149,7 @@ def _assign(session: Session, prepared: Prepared) -> None:
     taker: dict[int | None, AcceptItem] = {i: prepared.items[x] for i, x in prepared.chosen.items()}
     texts = prepared.texts
     now = prepared.now
-    # The caregiver may have been changed (direct_to_caregiver) after the offer was read: the
-    # compare-and-set returns the one it accepted.
-    rows = session.execute(
-        update(Offer)
-        .where(col(Offer.id).in_([o.id for o in offers]), col(Offer.status) == OfferStatus.PENDING)
-        .values(status=OfferStatus.ACCEPTED, responded_at=now, reason="")
-        .returning(col(Offer.id), col(Offer.caregiver_id))
-        .execution_options(synchronize_session=False)
-    ).all()
+    rows = session.connection().execute(_TAKE_OFFERS, {"ids": [o.id for o in offers], "now": now}).all()
     won: dict[int | None, int | None] = dict(rows)  # offer id -> the caregiver it was accepted with
     if len(won) != len(offers):
         raise _RaceLost

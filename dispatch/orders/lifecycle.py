@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Update, bindparam, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
@@ -195,6 +195,31 @@ def transition_many(
 
 
 _REQUESTS = ServiceRequest.__table__  # type: ignore[attr-defined]
+# Statements built once (per shape), their values bound: built per call, SQLAlchemy generated
+# their cache keys each time, in the write lock of every accept and matcher batch.
+_CAS: dict[tuple[str, str, tuple[str, ...]], Update] = {}
+_VERSIONS = select(_REQUESTS.c.id, _REQUESTS.c.version, _REQUESTS.c.status, _REQUESTS.c.updated_at).where(
+    _REQUESTS.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def _compare_and_set_statement(current: RequestStatus, target: RequestStatus, columns: tuple[str, ...]) -> Update:
+    """UPDATE ... WHERE id, version and status are those read, SET the target status, the next
+    version, the time and `columns`, all bound (b_id, b_version, b_now, b_<column>)."""
+    shape = (current.value, target.value, columns)
+    if shape not in _CAS:
+        c = _REQUESTS.c
+        _CAS[shape] = (
+            _REQUESTS.update()
+            .where(c.id == bindparam("b_id"), c.version == bindparam("b_version"), c.status == current.value)
+            .values(
+                status=target.value,
+                version=c.version + 1,
+                updated_at=bindparam("b_now", type_=c.updated_at.type),
+                **{key: bindparam(f"b_{key}", type_=c[key].type) for key in columns},
+            )
+        )
+    return _CAS[shape]
 
 
 def _compare_and_set(
@@ -215,17 +240,7 @@ def _compare_and_set(
         per_row and len(per_row) != len(requests)
     ):
         raise ValueError("transition_many: changes() must give the same columns for every request")
-    c = _REQUESTS.c
-    stmt = (
-        _REQUESTS.update()
-        .where(c.id == bindparam("b_id"), c.version == bindparam("b_version"), c.status == current.value)
-        .values(
-            status=target.value,
-            version=c.version + 1,
-            updated_at=bindparam("b_now", type_=c.updated_at.type),
-            **{key: bindparam(f"b_{key}", type_=c[key].type) for key in columns},
-        )
-    )
+    stmt = _compare_and_set_statement(current, target, tuple(columns))
     params = [
         {"b_id": r.id, "b_version": r.version, "b_now": now, **{f"b_{k}": per_row[r.id][k] for k in columns}}
         for r in requests
@@ -234,9 +249,7 @@ def _compare_and_set(
     if moved == len(requests):
         return {r.id for r in requests}
     expected = {r.id: r.version + 1 for r in requests}
-    rows = session.connection().execute(
-        select(c.id, c.version, c.status, c.updated_at).where(c.id.in_(list(expected)))
-    )
+    rows = session.connection().execute(_VERSIONS, {"ids": list(expected)})
     return {
         row.id
         for row in rows

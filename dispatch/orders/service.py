@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from sqlalchemy import bindparam
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
@@ -116,19 +117,23 @@ def request_reads(session: Session, requests: Sequence[ServiceRequest]) -> list[
     return [request_read(r, timelines[r.id or 0]) for r in requests]
 
 
+# Built once, the ids bound (expanding): built per call, SQLAlchemy generated its cache key
+# each time (bench/api_cpu.py: this and the other statements of an accept batch built once,
+# see the README's Performance section).
+_TIMELINES = (
+    sql_select(col(Event.request_id), col(Event.seq), col(Event.type), col(Event.status), col(Event.at))
+    .where(col(Event.request_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(Event.seq))
+)
+
+
 def timelines_of(session: Session, request_ids: Sequence[int]) -> dict[int, list[TimelineEntry]]:
     """Each request's events, in order (one query)."""
     timelines: dict[int, list[TimelineEntry]] = defaultdict(list)
     if request_ids:
-        stmt = (
-            sql_select(
-                col(Event.request_id), col(Event.seq), col(Event.type), col(Event.status), col(Event.at)
-            )
-            .where(col(Event.request_id).in_(request_ids))
-            .order_by(col(Event.seq))
-        )
-        for request_id, seq, type_, status, at in session.execute(stmt):
-            timelines[request_id].append(TimelineEntry(seq=seq, type=type_, status=status, at=at))
+        rows = session.connection().execute(_TIMELINES, {"ids": sorted(set(request_ids))})
+        for request_id, seq, type_, status, at in rows:
+            timelines[request_id or 0].append(TimelineEntry(seq=seq, type=type_, status=status, at=at))
     return timelines
 
 
