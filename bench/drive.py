@@ -48,17 +48,18 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def cpu_seconds(platform: Platform) -> dict[str, float]:
-    out: dict[str, float] = {}
+def cpu_seconds(platform: Platform) -> dict[str, tuple[float, float]]:
+    """Each process's (user, system) CPU seconds so far, its children's included."""
+    out: dict[str, tuple[float, float]] = {}
     for proc in platform.procs:
-        total = 0.0
+        user = system = 0.0
         for p in proc.tree():
             try:
                 times = p.cpu_times()
             except Exception:
                 continue
-            total += times.user + times.system
-        out[proc.name] = total
+            user, system = user + times.user, system + times.system
+        out[proc.name] = (user, system)
     return out
 
 
@@ -111,7 +112,9 @@ async def phase(run: Any, platform: Platform, workload: Any, args: argparse.Name
             spy_process.wait()
         n = max(1, len(driven.scheduled))
         print(f"wall {time.monotonic() - started:.1f} s, {n} requests")
-        print("CPU ms per request:", {k: round((after[k] - before[k]) * 1000 / n, 2) for k in after})
+        spent = {k: (after[k][0] - before[k][0], after[k][1] - before[k][1]) for k in after}
+        print("CPU ms per request:", {k: round((u + s) * 1000 / n, 2) for k, (u, s) in spent.items()})
+        print("  of which system:", {k: round(s * 1000 / n, 2) for k, (_u, s) in spent.items()})
         print("intake:", _phases.intake_figures(driven))
         print("pipeline:", _phases.pipeline_figures(driven, observer))
     finally:
