@@ -175,6 +175,7 @@ def family_phones_of(*, session: Session, elder_ids: Iterable[int]) -> dict[int,
     phones: dict[int, list[str]] = {}
     if not ids:
         return phones
+    session.flush()  # a link or account changed in this transaction counts, as the ORM's execute would see it
     for elder_id, phone in session.connection().execute(_FAMILY_PHONES, {"ids": ids}):
         mine = phones.setdefault(elder_id, [])
         if phone and phone not in mine:

@@ -203,7 +203,9 @@ _VERSIONS = select(_REQUESTS.c.id, _REQUESTS.c.version, _REQUESTS.c.status, _REQ
 )
 
 
-def _compare_and_set_statement(current: RequestStatus, target: RequestStatus, columns: tuple[str, ...]) -> Update:
+def _compare_and_set_statement(
+    current: RequestStatus, target: RequestStatus, columns: tuple[str, ...]
+) -> Update:
     """UPDATE ... WHERE id, version and status are those read, SET the target status, the next
     version, the time and `columns`, all bound (b_id, b_version, b_now, b_<column>)."""
     shape = (current.value, target.value, columns)

@@ -131,6 +131,7 @@ def timelines_of(session: Session, request_ids: Sequence[int]) -> dict[int, list
     """Each request's events, in order (one query)."""
     timelines: dict[int, list[TimelineEntry]] = defaultdict(list)
     if request_ids:
+        session.flush()  # what the ORM's execute would do first (nothing when nothing is pending)
         rows = session.connection().execute(_TIMELINES, {"ids": sorted(set(request_ids))})
         for request_id, seq, type_, status, at in rows:
             timelines[request_id or 0].append(TimelineEntry(seq=seq, type=type_, status=status, at=at))
