@@ -7,9 +7,9 @@ township, providers accepting their offers through the API, consoles on the webs
 
   ceiling   a bare FastAPI route that only pushes to Redis (bench/ceiling_app.py), saturated
   intake    POST /api/requests at --rate per second: sustained rate, p50/p99 latency
-  capacity  POST /api/requests saturated as the ceiling is (--connections clients back to
-            back, the whole pipeline behind it): the intake's own rate, for its ratio to the
-            ceiling
+  capacity  POST /api/requests saturated as the ceiling is (--capacity-clients clients back
+            to back, the whole pipeline behind it): the intake's own rate, for its ratio to
+            the ceiling
   pipeline  at --pipeline-rate: POST -> request.offered at a console -> accept -> request.assigned
   fan-out   --consoles consoles (and one that never reads) while requests flow at --fanout-rate
   naive     the same pipeline with RQ's forking worker and one match job per request
