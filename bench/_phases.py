@@ -64,9 +64,11 @@ async def drive(
         if 200 <= result.status < 300:
             phase.scheduled[int(json.loads(result.body)["id"])] = result.scheduled
 
+    def make(i: int) -> bytes:
+        return workload.post_request(i, phase.name)
+
     observer.on_offer = on_offer
     phase.started = time.perf_counter()
-    make = lambda i: workload.post_request(i, phase.name)  # noqa: E731
     if phase.clients:
         task_id = run.progress.add_task(f"{phase.name} ({phase.clients} clients)", total=None)
         phase.stats = await closed_loop(

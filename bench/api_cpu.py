@@ -55,7 +55,7 @@ def intake_batches(batch: int, runs: int) -> list[list[Any]]:
     from dispatch.orders.intake import IntakeItem
     from dispatch.orders.schemas import RequestCreate
 
-    principal = match_cpu._operator()
+    principal = match_cpu.bench_operator()
     with session_scope(write=False) as session:
         elder_ids = [e for e in session.exec(select(Elder.id)) if e is not None]
     work = Workload(elder_ids=elder_ids, provider_users={})
@@ -76,21 +76,12 @@ def accept_batches(batch: int, runs: int) -> list[list[Any]]:
 
     from dispatch.core.auth import Principal, Role
     from dispatch.core.db import session_scope
-    from dispatch.matching import service
     from dispatch.orders.accepts import AcceptItem
     from dispatch.orders.models import Offer, OfferStatus
 
     match_cpu.file_requests(batch * runs * 21 // 20 + 10, seed=5)  # a few reach no provider
-    while True:
-        with session_scope(write=False) as session:
-            snapshot = service.load_snapshot(session)
-        if not snapshot.requests:
-            break
-        with session_scope() as session:
-            applied = service.apply_decisions(session, snapshot, service.decide(snapshot))
-        if not applied.offered:
-            break
-    operator = match_cpu._operator()
+    match_cpu.match_all_queued()
+    operator = match_cpu.bench_operator()
     with session_scope(write=False) as session:
         offers = session.exec(
             select(Offer).where(Offer.status == OfferStatus.PENDING).order_by(col(Offer.id))
@@ -187,7 +178,7 @@ def main() -> None:
         leftover.unlink()
     shutil.copyfile(db, work)
     os.environ["DATABASE_URL"] = f"sqlite:///{work}"
-    match_cpu._reset()
+    match_cpu.reset_engines()
     intakes = intake_batches(args.batch, args.runs)
     accepts = accept_batches(args.batch, args.runs)
     profiler = None

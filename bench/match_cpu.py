@@ -73,14 +73,14 @@ def prepare(args: argparse.Namespace) -> Path:
     prepare_district()
     if args.open_jobs:
         _leave_open_jobs(args.open_jobs)
-    _reset()  # closes the connections: SQLite folds its write-ahead log into the file
+    reset_engines()  # closes the connections: SQLite folds its write-ahead log into the file
     shutil.move(work, db)
     os.environ["DATABASE_URL"] = f"sqlite:///{db}"
-    _reset()
+    reset_engines()
     return db
 
 
-def _reset() -> None:
+def reset_engines() -> None:
     from dispatch.core import db as core_db
     from dispatch.core.config import get_settings
 
@@ -88,7 +88,7 @@ def _reset() -> None:
     core_db.dispose_engines()
 
 
-def _operator() -> Principal:
+def bench_operator() -> Principal:
     from sqlmodel import select
 
     from dispatch.core.auth import Principal, Role, User
@@ -110,7 +110,7 @@ def file_requests(n: int, seed: int) -> None:
     from dispatch.orders import intake
     from dispatch.orders.schemas import RequestCreate
 
-    principal = _operator()
+    principal = bench_operator()
     with session_scope() as session:
         elder_ids = [e for e in session.exec(select(Elder.id)) if e is not None]
     work = Workload(elder_ids=elder_ids, provider_users={})
@@ -125,16 +125,11 @@ def file_requests(n: int, seed: int) -> None:
             assert all(o.error is None for o in outcomes)
 
 
-def _leave_open_jobs(n: int) -> None:
-    """n jobs assigned, as the load benchmark leaves them: filed, matched, and every offer taken
-    (the accept is written here in SQL: only the capacity in use matters to the matcher)."""
-    from sqlalchemy import text
-
+def match_all_queued() -> None:
+    """Match (committed) until no queued request is left or a run offers nothing more."""
     from dispatch.core.db import session_scope
     from dispatch.matching import service
 
-    _reset()
-    file_requests(n, seed=7)
     while True:
         with session_scope(write=False) as session:
             snapshot = service.load_snapshot(session)
@@ -144,6 +139,18 @@ def _leave_open_jobs(n: int) -> None:
             applied = service.apply_decisions(session, snapshot, service.decide(snapshot))
         if not applied.offered:
             break
+
+
+def _leave_open_jobs(n: int) -> None:
+    """n jobs assigned, as the load benchmark leaves them: filed, matched, and every offer taken
+    (the accept is written here in SQL: only the capacity in use matters to the matcher)."""
+    from sqlalchemy import text
+
+    from dispatch.core.db import session_scope
+
+    reset_engines()
+    file_requests(n, seed=7)
+    match_all_queued()
     with session_scope() as session:
         session.execute(text("UPDATE offer SET status = 'accepted' WHERE status = 'pending'"))
         session.execute(
@@ -222,7 +229,7 @@ def main() -> None:
         leftover.unlink()
     shutil.copyfile(db, work)
     os.environ["DATABASE_URL"] = f"sqlite:///{work}"
-    _reset()
+    reset_engines()
     file_requests(args.requests, seed=11)
     first = measure(1)[0]  # cold: records and anything cached are read here
     profiler = None
