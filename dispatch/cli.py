@@ -301,6 +301,9 @@ def _safe_url(url: str) -> str:
 
 
 def main() -> None:
+    from dispatch.core.memory import use_one_malloc_arena
+
+    use_one_malloc_arena()  # before any thread starts: see dispatch/core/memory.py
     app()
 
 
