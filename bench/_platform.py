@@ -142,20 +142,26 @@ class Platform:
         match_env: dict[str, str] | None = None,
         api_env: dict[str, str] | None = None,
     ) -> None:
-        self.add(
-            "api",
-            eldercare("serve", "--no-migrate", "--port", str(self.port), "--workers", str(api_workers)),
-            api_env,
-        )
-        for queue in QUEUES:
-            extra = match_env if queue.endswith("match") else None
+        try:
             self.add(
-                queue.removeprefix("eldercare-"),
-                eldercare("worker", "--queue", queue, "--class", worker_class),
-                extra,
+                "api",
+                eldercare("serve", "--no-migrate", "--port", str(self.port), "--workers", str(api_workers)),
+                api_env,
             )
-        self.add("scheduler", eldercare("scheduler"))
-        wait_http(f"{self.base}/readyz")
+            for queue in QUEUES:
+                extra = match_env if queue.endswith("match") else None
+                self.add(
+                    queue.removeprefix("eldercare-"),
+                    eldercare("worker", "--queue", queue, "--class", worker_class),
+                    extra,
+                )
+            self.add("scheduler", eldercare("scheduler"))
+            wait_http(f"{self.base}/readyz")
+        except BaseException:
+            # Not ready (or interrupted): stop what was started, or its processes outlive the
+            # bench and take CPU from the next run's measurements.
+            self.stop()
+            raise
         self.sampler = Sampler(self.procs)
         self.sampler.start()
 
