@@ -208,6 +208,9 @@ def resources(platform: Platform, soak_from: float | None = None) -> dict[str, A
                 entry["soak_growth_mb"] = round(warm[-1] - warm[len(warm) // 5], 1)
                 # The shape, not just the two ends: a step (a larger batch once) or a slope.
                 entry["soak_rss_mb"] = [round(warm[(len(warm) - 1) * i // 10], 1) for i in range(11)]
+            regions = [kinds for at, kinds in usage.regions if at >= soak_from and kinds]
+            if len(regions) > 1:  # where the growth, if any, lives: first and last reading
+                entry["soak_regions_mb"] = {"first": regions[0], "last": regions[-1]}
         out[name] = entry
     return out
 

@@ -17,6 +17,37 @@ from pathlib import Path
 import psutil
 
 QUEUES = ("eldercare-match", "eldercare-notify", "eldercare-maintenance")
+THREAD_HEAP_ALIGN = 64 << 20  # glibc's HEAP_MAX_SIZE on 64-bit: where each thread arena's heap starts
+REGIONS_EVERY = 60  # samples (30 s at 0.5 s) between two readings of a process's memory regions
+
+
+def memory_regions(pid: int) -> dict[str, float]:
+    """A process's resident MB by kind of mapping (/proc/PID/smaps): `heap` (malloc's main
+    arena), `thread_arenas` (glibc's per-thread arenas), `anonymous` (Python's object arenas,
+    large allocations), `files` (code and libraries), `stacks`. Where growth lives, when it does."""
+    kinds: dict[str, float] = {}
+    kind = "anonymous"
+    try:
+        with open(f"/proc/{pid}/smaps") as smaps:
+            for line in smaps:
+                if line.startswith("Rss:"):
+                    kinds[kind] = kinds.get(kind, 0.0) + int(line.split()[1]) / 1024
+                # A mapping's first line: "start-end perms offset dev inode [path]".
+                elif not line[0].isupper():
+                    fields = line.split()
+                    path = fields[5] if len(fields) > 5 else ""
+                    start = int(fields[0].split("-")[0], 16)
+                    if path == "[heap]":
+                        kind = "heap"
+                    elif path.startswith("[stack"):
+                        kind = "stacks"
+                    elif path:
+                        kind = "files"
+                    else:
+                        kind = "thread_arenas" if start % THREAD_HEAP_ALIGN == 0 else "anonymous"
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return {}
+    return {k: round(v, 1) for k, v in sorted(kinds.items())}
 
 
 def free_port() -> int:
@@ -48,6 +79,8 @@ class Usage:
     peak_rss_mb: float = 0.0
     cpu_s: float = 0.0
     rss_samples: list[tuple[float, float]] = field(default_factory=list)
+    # (time, memory_regions()) of the process's largest process, every REGIONS_EVERY samples
+    regions: list[tuple[float, dict[str, float]]] = field(default_factory=list)
 
 
 @dataclass
@@ -91,6 +124,7 @@ class Sampler(threading.Thread):
         self.procs, self.interval = procs, interval
         self._stop_event = threading.Event()
         self._cpu: dict[tuple[str, int], float] = {}
+        self._samples = 0
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
@@ -98,17 +132,23 @@ class Sampler(threading.Thread):
 
     def sample(self) -> None:
         now = time.monotonic()
+        read_regions = self._samples % REGIONS_EVERY == 0
+        self._samples += 1
         for proc in self.procs:
-            rss = 0.0
+            rss, largest = 0.0, None
             for p in proc.tree():
                 try:
-                    rss = max(rss, p.memory_info().rss / 2**20)  # the largest single process
+                    own = p.memory_info().rss / 2**20
+                    if own > rss:  # the largest single process
+                        rss, largest = own, p.pid
                     times = p.cpu_times()
                     self._cpu[(proc.name, p.pid)] = times.user + times.system
                 except psutil.NoSuchProcess:
                     continue
             proc.usage.peak_rss_mb = max(proc.usage.peak_rss_mb, rss)
             proc.usage.rss_samples.append((now, rss))
+            if read_regions and largest is not None:
+                proc.usage.regions.append((now, memory_regions(largest)))
             proc.usage.cpu_s = sum(v for (name, _), v in self._cpu.items() if name == proc.name)
 
     def stop(self) -> None:
