@@ -7,8 +7,9 @@ allocate on them; what they free stays in the arena they allocated it from, so p
 behind in arenas no thread was using. In a 10-minute soak (`bench/load.py --soak 600`, the API's
 `/proc/PID/smaps` sampled every 30 s) the API's thread arenas grew 18.6 -> 22.4 MB while its
 main heap and Python's object arenas stayed flat. With one arena every thread allocates from
-the main heap, which reuses what any thread freed: in the next soak the API had no thread
-arenas and stayed within 0.6 MB, for the same CPU (350 s against 352).
+the main heap, which reuses what any thread freed: in the next soaks the API had no thread
+arenas, and stayed within 0.6 MB on a fast hour (README, Performance, stop 16). Its CPU was 350
+and 367 s against 352 before, within what the machine varies between runs.
 
 An operator's own `MALLOC_ARENA_MAX` (read by glibc when the process starts) is left as set.
 """
