@@ -3,8 +3,8 @@
 glibc gives every new thread that allocates an arena of its own (a 64 MiB-aligned heap), up to
 eight per core. The API's threads come and go — anyio's worker threads (the accepts' reads, the
 hub's reads), the helper that waits for SQLite's write lock — and SQLite, uvicorn and pydantic
-allocate on them; what they free stays in the arena they allocated it from, so pages were left
-behind in arenas no thread was using. In a 10-minute soak (`bench/load.py --soak 600`, the API's
+allocate on them; what is freed goes back to the arena it came from, and each arena keeps its
+own pages resident. In a 10-minute soak (`bench/load.py --soak 600`, the API's
 `/proc/PID/smaps` sampled every 30 s) the API's thread arenas grew 18.6 -> 22.4 MB while its
 main heap and Python's object arenas stayed flat. With one arena every thread allocates from
 the main heap, which reuses what any thread freed: in the next soaks the API had no thread
