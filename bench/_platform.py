@@ -16,38 +16,10 @@ from pathlib import Path
 
 import psutil
 
+from dispatch.core.memory import resident_by_kind
+
 QUEUES = ("eldercare-match", "eldercare-notify", "eldercare-maintenance")
-THREAD_HEAP_ALIGN = 64 << 20  # glibc's HEAP_MAX_SIZE on 64-bit: where each thread arena's heap starts
 REGIONS_EVERY = 60  # samples (30 s at 0.5 s) between two readings of a process's memory regions
-
-
-def memory_regions(pid: int) -> dict[str, float]:
-    """A process's resident MB by kind of mapping (/proc/PID/smaps): `heap` (malloc's main
-    arena), `thread_arenas` (glibc's per-thread arenas), `anonymous` (Python's object arenas,
-    large allocations), `files` (code and libraries), `stacks`. Where growth lives, when it does."""
-    kinds: dict[str, float] = {}
-    kind = "anonymous"
-    try:
-        with open(f"/proc/{pid}/smaps") as smaps:
-            for line in smaps:
-                if line.startswith("Rss:"):
-                    kinds[kind] = kinds.get(kind, 0.0) + int(line.split()[1]) / 1024
-                # A mapping's first line: "start-end perms offset dev inode [path]".
-                elif not line[0].isupper():
-                    fields = line.split()
-                    path = fields[5] if len(fields) > 5 else ""
-                    start = int(fields[0].split("-")[0], 16)
-                    if path == "[heap]":
-                        kind = "heap"
-                    elif path.startswith("[stack"):
-                        kind = "stacks"
-                    elif path:
-                        kind = "files"
-                    else:
-                        kind = "thread_arenas" if start % THREAD_HEAP_ALIGN == 0 else "anonymous"
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return {}
-    return {k: round(v, 1) for k, v in sorted(kinds.items())}
 
 
 def free_port() -> int:
@@ -79,7 +51,7 @@ class Usage:
     peak_rss_mb: float = 0.0
     cpu_s: float = 0.0
     rss_samples: list[tuple[float, float]] = field(default_factory=list)
-    # (time, memory_regions()) of the process's largest process, every REGIONS_EVERY samples
+    # (time, resident_by_kind()) of the process's largest process, every REGIONS_EVERY samples
     regions: list[tuple[float, dict[str, float]]] = field(default_factory=list)
 
 
@@ -148,7 +120,7 @@ class Sampler(threading.Thread):
             proc.usage.peak_rss_mb = max(proc.usage.peak_rss_mb, rss)
             proc.usage.rss_samples.append((now, rss))
             if read_regions and largest is not None:
-                proc.usage.regions.append((now, memory_regions(largest)))
+                proc.usage.regions.append((now, resident_by_kind(largest)))
             proc.usage.cpu_s = sum(v for (name, _), v in self._cpu.items() if name == proc.name)
 
     def stop(self) -> None:
