@@ -8,6 +8,7 @@ import re
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from _consoles import FanoutConsoles, Observer, ws_url
@@ -198,6 +199,15 @@ def matching_cpu(platform: Platform) -> dict[str, Any]:
     }
 
 
+def probe_readings(folder: Path | None, pid: int | None, since: float) -> list[dict[str, float]]:
+    """The memory probe's readings of process `pid` from `since` on (bench/_probe)."""
+    if folder is None or pid is None or not (folder / f"{pid}.jsonl").exists():
+        return []
+    lines = (folder / f"{pid}.jsonl").read_text().splitlines()
+    readings = [json.loads(line) for line in lines if line.strip()]
+    return [{k: v for k, v in r.items() if k != "t"} for r in readings if r["t"] >= since]
+
+
 def resources(platform: Platform, soak_from: float | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, usage in platform.usage().items():
@@ -211,6 +221,9 @@ def resources(platform: Platform, soak_from: float | None = None) -> dict[str, A
             regions = [kinds for at, kinds in usage.regions if at >= soak_from and kinds]
             if len(regions) > 1:  # where the growth, if any, lives: first and last reading
                 entry["soak_regions_mb"] = {"first": regions[0], "last": regions[-1]}
+            probed = probe_readings(platform.probe_dir, usage.pid, soak_from)
+            if len(probed) > 1:  # inside the heap: SQLite's memory and malloc's, first and last
+                entry["soak_probe_mb"] = {"first": probed[0], "last": probed[-1]}
         out[name] = entry
     return out
 

@@ -19,6 +19,7 @@ import psutil
 from dispatch.core.memory import resident_by_kind
 
 QUEUES = ("eldercare-match", "eldercare-notify", "eldercare-maintenance")
+PROBE = Path(__file__).parent / "_probe"  # sitecustomize.py: SQLite's and malloc's memory, read in-process
 REGIONS_EVERY = 60  # samples (30 s at 0.5 s) between two readings of a process's memory regions
 
 
@@ -53,6 +54,7 @@ class Usage:
     rss_samples: list[tuple[float, float]] = field(default_factory=list)
     # (time, resident_by_kind()) of the process's largest process, every REGIONS_EVERY samples
     regions: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    pid: int | None = None  # that largest process, last seen
 
 
 @dataclass
@@ -119,6 +121,7 @@ class Sampler(threading.Thread):
                     continue
             proc.usage.peak_rss_mb = max(proc.usage.peak_rss_mb, rss)
             proc.usage.rss_samples.append((now, rss))
+            proc.usage.pid = largest or proc.usage.pid
             if read_regions and largest is not None:
                 proc.usage.regions.append((now, resident_by_kind(largest)))
             proc.usage.cpu_s = sum(v for (name, _), v in self._cpu.items() if name == proc.name)
@@ -132,9 +135,19 @@ class Sampler(threading.Thread):
 class Platform:
     """The processes of one platform instance, started in order and stopped in reverse."""
 
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
+    def __init__(self, env: dict[str, str], logs: Path, *, probe: bool = False) -> None:
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.logs = logs
+        self.probe_dir: Path | None = None
+        if probe:  # every process reads its SQLite and malloc memory into probe/<pid>.jsonl
+            self.probe_dir = logs / "probe"
+            self.probe_dir.mkdir(parents=True, exist_ok=True)
+            path = os.pathsep.join(p for p in (str(PROBE), self.env.get("PYTHONPATH", "")) if p)
+            # MALLOC_ARENA_MAX from the start, as main() sets it: the probe's thread starts
+            # before main() and would otherwise get an arena of its own.
+            self.env.update(
+                PYTHONPATH=path, ELDERCARE_BENCH_PROBE_DIR=str(self.probe_dir), MALLOC_ARENA_MAX="1"
+            )
         self.procs: list[Proc] = []
         self.sampler: Sampler | None = None
         self.port = free_port()

@@ -189,7 +189,7 @@ def run_all(run: Run) -> None:
         run.ceiling()
         run.progress.update(task, total=1, completed=1)
         run.results["machine"] = machine(run.env)
-        platform = Platform(run.env, run.logs)
+        platform = Platform(run.env, run.logs, probe=bool(args.soak))
         platform.start(api_workers=args.api_workers, match_env={"LOG_LEVEL": "INFO"})
         try:
             workload.login_all(platform.base)
