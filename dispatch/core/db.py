@@ -33,9 +33,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Engines hide statement parameters (names, phones, care notes) from their logs and from the
 # text of their exceptions, which end up in tracebacks.
-# Pools hand out the connection returned last (LIFO): a process that needs two connections at a
-# time keeps using the same two, with their SQLite page and statement caches warm, instead of
-# taking every pooled connection in turn and growing each one's caches (FIFO, the default).
+# Pools hand out the connection returned last (LIFO): once a burst has opened many connections,
+# a process that needs two at a time keeps using the same two, with their SQLite page and
+# statement caches warm, instead of taking every open one in turn and growing each one's caches
+# (FIFO, SQLAlchemy's default).
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:

@@ -37,7 +37,10 @@ def test_every_list_is_padded_with_its_last_value() -> None:
         ("SELECT 1 FROM t WHERE (t.a, t.b) IN (VALUES (?, ?), (?, ?), (?, ?))", (1, 2, 3, 4, 5, 6)),
         ("SELECT 1 FROM t WHERE t.id IN (?, ?, ?) AND t.note = 'why?'", (1, 2, 3)),  # a ? in a literal
         ("SELECT 1 FROM t WHERE t.id IN (?, ?, ?)", (1, 2)),  # counts that do not agree
-        ("SELECT 1 FROM t WHERE t.id IN (" + ", ".join("?" * (LONGEST_PADDED + 1)) + ")", tuple(range(LONGEST_PADDED + 1))),
+        (
+            "SELECT 1 FROM t WHERE t.id IN (" + ", ".join("?" * (LONGEST_PADDED + 1)) + ")",
+            tuple(range(LONGEST_PADDED + 1)),
+        ),
     ],
 )
 def test_statements_left_as_they_are(statement: str, parameters: tuple[Any, ...]) -> None:
@@ -73,7 +76,9 @@ def test_the_sqlite_engine_binds_lists_of_every_size_in_a_few_shapes(sqlite_engi
             changed = conn.execute(update(table).where(table.c.id.in_(ids)).values(seen=table.c.seen + 1))
             assert changed.rowcount == n  # a repeated value changes its row once
         shapes = {statement for statement in executed if "IN (" in statement}
-        counts = conn.execute(select(table.c.seen).where(table.c.id.in_([100, 150, 199, 200]))).scalars().all()
+        counts = (
+            conn.execute(select(table.c.seen).where(table.c.id.in_([100, 150, 199, 200]))).scalars().all()
+        )
     # id k was in the lists [n, 2n) with k/2 < n <= k: each updated once, none twice
     assert counts == [50, 25, 1, 0]
     # three statements, 100 sizes each: 1, 2, 4, ... 128 values, eight shapes of each
