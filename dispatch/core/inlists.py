@@ -5,11 +5,11 @@ SQLAlchemy sends a list bound to `IN` as one `?` per value, so to SQLite a list 
 list of 8 are two different statements. Python's sqlite3 keeps the statements it prepared in
 a cache per connection (128, least recently used first out); the API's and the workers'
 batches vary in size with the load, so under a backlog each size of each query is prepared
-again and held in every pooled connection's cache: memory that keeps growing for as long as
-new sizes come, and a prepare (~15-35 us here) where a cached statement would do.
+again and held in every pooled connection's cache: memory that grows until every connection's
+cache is full of sizes, and a prepare (~15-35 us here) where a cached statement would do.
 
 Every such list is padded to the next power of two by repeating its last value (`x IN (1, 2,
-3, 3)` is `x IN (1, 2, 3)`, and so is `NOT IN`): at most a dozen shapes per query. The
+3, 3)` is `x IN (1, 2, 3)`, and so is `NOT IN`): about a dozen shapes per query at most. The
 statement is only rewritten when its `?` count matches its parameters exactly (a `?` inside a
 string literal would break the count: such a statement is left as it is), and never for
 executemany. PostgreSQL is left alone: psycopg prepares only statements it sees five times
