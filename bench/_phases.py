@@ -201,9 +201,12 @@ def matching_cpu(platform: Platform) -> dict[str, Any]:
 
 def probe_readings(folder: Path | None, pid: int | None, since: float) -> list[dict[str, float]]:
     """The memory probe's readings of process `pid` from `since` on (bench/_probe)."""
-    if folder is None or pid is None or not (folder / f"{pid}.jsonl").exists():
+    if folder is None or pid is None:
         return []
-    lines = (folder / f"{pid}.jsonl").read_text().splitlines()
+    try:
+        lines = (folder / f"{pid}.jsonl").read_text().splitlines()
+    except FileNotFoundError:  # the process never wrote a reading
+        return []
     readings = [json.loads(line) for line in lines if line.strip()]
     return [{k: v for k, v in r.items() if k != "t"} for r in readings if r["t"] >= since]
 
