@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _phases
 import load
+import psutil
 from _consoles import Observer, ws_url
 from _http import Pool
 from _platform import Platform
@@ -48,9 +49,14 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def cpu_seconds(platform: Platform) -> dict[str, tuple[float, float]]:
-    """Each process's (user, system) CPU seconds so far, its children's included."""
-    out: dict[str, tuple[float, float]] = {}
+def cpu_seconds(platform: Platform, redis_pid: int | None) -> dict[str, tuple[float, float]]:
+    """Each process's (user, system) CPU seconds so far, its children's included; and the load
+    generator's own (this process) and the embedded Redis's, which share the same two cores."""
+    own = psutil.Process().cpu_times()
+    out: dict[str, tuple[float, float]] = {"loadgen": (own.user, own.system)}
+    if redis_pid is not None:
+        times = psutil.Process(redis_pid).cpu_times()
+        out["redis"] = (times.user, times.system)
     for proc in platform.procs:
         user = system = 0.0
         for p in proc.tree():
@@ -103,11 +109,12 @@ async def phase(run: Any, platform: Platform, workload: Any, args: argparse.Name
                             stderr=subprocess.DEVNULL,
                         )  # fmt: skip
                     )
-        before, started = cpu_seconds(platform), time.monotonic()
+        redis_pid = run.redis.process.pid if run.redis is not None else None
+        before, started = cpu_seconds(platform, redis_pid), time.monotonic()
         driven = await _phases.drive(
             run, platform, workload, observer, _phases.Phase("drive", args.rate, args.duration), accepts
         )
-        after = cpu_seconds(platform)
+        after = cpu_seconds(platform, redis_pid)
         for spy_process in spies:
             spy_process.wait()
         n = max(1, len(driven.scheduled))

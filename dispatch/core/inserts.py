@@ -7,7 +7,7 @@ to one INSERT per row when the order is asked for (`sort_by_parameter_order=True
 row in the intake's batches, inside the write lock, for every request, event, offer and text.
 
 On SQLite the keys are given instead: the next free key is read and the rows are inserted with
-theirs in one executemany. That is safe because a SQLite write transaction here holds the
+theirs in one executemany (`bulk.execute_many`). That is safe because a SQLite write transaction here holds the
 database's one write lock from its first statement (db.py: BEGIN IMMEDIATE behind the file
 lock), so no other writer can take a key between the read and the insert; and were a
 transaction ever deferred, SQLite refuses its write once another writer committed after it
@@ -24,6 +24,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Insert, Select, Table, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
+
+from dispatch.core.bulk import execute_many
 
 _RETURNING: dict[Table, Insert] = {}
 _PLAIN: dict[Table, Insert] = {}
@@ -44,7 +46,7 @@ def insert_returning_keys(conn: Connection, table: Table, rows: Sequence[dict[st
     keys = list(range(first, first + len(rows)))
     if table not in _PLAIN:
         _PLAIN[table] = table.insert()
-    conn.execute(_PLAIN[table], [{**row, key.name: k} for row, k in zip(rows, keys, strict=True)])
+    execute_many(conn, _PLAIN[table], [{**row, key.name: k} for row, k in zip(rows, keys, strict=True)])
     return keys
 
 

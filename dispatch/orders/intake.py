@@ -24,6 +24,7 @@ from sqlmodel import Session, col
 
 from dispatch.core import audit
 from dispatch.core.auth import Principal, Role
+from dispatch.core.bulk import execute_many
 from dispatch.core.clock import LOCAL_TZ, as_utc, local, utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.errors import BadRequest, Conflict, DomainError, NotFound, Unprocessable
@@ -362,7 +363,7 @@ def _store(session: Session, checked: Checked, fresh: list[int]) -> None:
                  "request_id": request_id, "response": read.model_dump(mode="json"), "created_at": now}
             )  # fmt: skip
     if records:
-        conn.execute(_INSERT_KEYS, records)
+        execute_many(conn, _INSERT_KEYS, records)
     for request_id, row in zip(ids, rows, strict=True):
         if row["kind"] == RequestKind.EMERGENCY:
             request = session.get(ServiceRequest, request_id)

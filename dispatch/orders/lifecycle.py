@@ -14,6 +14,7 @@ from sqlmodel import Session, col
 
 from dispatch.core import audit
 from dispatch.core.auth import Principal
+from dispatch.core.bulk import execute_many
 from dispatch.core.clock import utcnow
 from dispatch.core.errors import Conflict, InvalidTransition
 from dispatch.core.events import Emitted, Event, emit, insert_events, lock_event_order
@@ -247,7 +248,7 @@ def _compare_and_set(
         {"b_id": r.id, "b_version": r.version, "b_now": now, **{f"b_{k}": per_row[r.id][k] for k in columns}}
         for r in requests
     ]
-    moved = session.connection().execute(stmt, params).rowcount
+    moved = execute_many(session.connection(), stmt, params)
     if moved == len(requests):
         return {r.id for r in requests}
     expected = {r.id: r.version + 1 for r in requests}
