@@ -14,6 +14,7 @@ from dispatch.console.board import router as console_board_router
 from dispatch.console.hub import EventHub
 from dispatch.core import health
 from dispatch.core.audit_api import router as audit_router  # issue 6: the audit log for admins
+from dispatch.core.collector import settle_collector
 from dispatch.core.errors import ERROR_RESPONSES, install_error_handlers
 from dispatch.core.hotpaths import HotPathsApp
 from dispatch.core.middleware import SecurityHeaders
@@ -57,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await intake.start()
     await writer.start()
     await accepts.start()
+    settle_collector()  # what startup built stays for good: see core/collector.py
     try:
         yield
     finally:

@@ -12,6 +12,7 @@ from rq import SimpleWorker, Worker
 from rq.cron import CronScheduler
 from rq.worker import BaseWorker
 
+from dispatch.core.collector import settle_collector
 from dispatch.core.config import get_settings
 from dispatch.core.redis import get_queue, get_redis, serializer_for
 
@@ -66,6 +67,7 @@ def run_worker(queue_name: str, *, burst: bool = False, worker_class: str = "sim
         maintenance_interval=settings.worker_maintenance_interval,
         default_result_ttl=60,
     )
+    settle_collector()  # what startup built stays for good: see dispatch/core/collector.py
     return worker.work(burst=burst, with_scheduler=True, logging_level=settings.rq_log_level)
 
 
@@ -75,6 +77,7 @@ def run_scheduler(*, retry_seconds: float = 1.0) -> None:
     RQ's CronScheduler exits when Redis goes away; the relay and the sweeper are what rebuild
     the queues after exactly that, so the scheduler restarts itself here at once instead of
     waiting for a supervisor (a cold start costs seconds of imports)."""
+    settle_collector()
     while True:
         scheduler = CronScheduler(connection=get_redis(), logging_level=get_settings().rq_log_level)
         scheduler.load_config_from_file("workers.cron")

@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     evv_min_minutes_visit: int = Field(default=10, ge=0, le=1440)
     evv_min_minutes_emergency: int = Field(default=0, ge=0, le=1440)
 
+    # Python's garbage collector in the long-running processes (dispatch/core/collector.py):
+    # allocations (less deallocations) between its youngest-generation passes. Python's own
+    # default is 700; 0 leaves Python's thresholds as they are.
+    gc_threshold: int = Field(default=10_000, ge=0, le=10_000_000)
+
     log_level: str = "INFO"
     # RQ logs every job at INFO; that drowns everything else on one terminal.
     rq_log_level: str = "WARNING"
