@@ -19,6 +19,10 @@ from typing import Any
 from _wsclient import LeanConsole
 from websockets.asyncio.client import connect
 
+# The measuring processes' youngest-generation GC threshold when settled (bench/load.py
+# --client-gc): as the platform's GC_THRESHOLD default.
+CLIENT_GC_THRESHOLD = 10_000
+
 
 def ws_url(base: str, token: str, since: int = 0) -> str:
     return f"{base.replace('http://', 'ws://')}/ws/events?token={token}&since={since}"
@@ -135,7 +139,13 @@ async def _fanout_main(urls: list[str], stall_url: str | None, conn: Any, sample
     )
 
 
-def _fanout_process(urls: list[str], stall_url: str | None, conn: Any, sample_every: int) -> None:
+def _fanout_process(
+    urls: list[str], stall_url: str | None, conn: Any, sample_every: int, gc_threshold: int
+) -> None:
+    if gc_threshold:  # the load generator's setting (bench/load.py --client-gc)
+        from dispatch.core.collector import settle_collector
+
+        settle_collector(gc_threshold)
     try:
         import uvloop
 
@@ -148,10 +158,12 @@ def _fanout_process(urls: list[str], stall_url: str | None, conn: Any, sample_ev
 class FanoutConsoles:
     """Start N consoles (and one stalled one) in a child process; collect their stats."""
 
-    def __init__(self, urls: list[str], stall_url: str | None, sample_every: int = 10) -> None:
+    def __init__(
+        self, urls: list[str], stall_url: str | None, sample_every: int = 10, gc_threshold: int = 0
+    ) -> None:
         self.parent, child = mp.Pipe()
         self.process = mp.get_context("spawn").Process(
-            target=_fanout_process, args=(urls, stall_url, child, sample_every), daemon=True
+            target=_fanout_process, args=(urls, stall_url, child, sample_every, gc_threshold), daemon=True
         )
 
     def start(self, timeout: float = 120) -> None:

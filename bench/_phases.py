@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _consoles import FanoutConsoles, Observer, ws_url
+from _consoles import CLIENT_GC_THRESHOLD, FanoutConsoles, Observer, ws_url
 from _http import Pool, Result, RunStats, closed_loop, open_loop, percentile
 from _platform import Platform
 from _workload import Workload
@@ -154,7 +154,10 @@ async def fanout(
     """N consoles (and one that never reads) connected while requests flow."""
     since = max(observer.last_seq, 0)
     url = ws_url(platform.base, workload.operator_token, since)
-    consoles = FanoutConsoles([url] * run.args.consoles, stall_url=url)
+    settled = run.args.client_gc == "settled"
+    consoles = FanoutConsoles(
+        [url] * run.args.consoles, stall_url=url, gc_threshold=CLIENT_GC_THRESHOLD if settled else 0
+    )
     await asyncio.to_thread(consoles.start)
     phase = Phase("fan-out", run.args.fanout_rate, run.args.duration)
     started = time.time()

@@ -46,6 +46,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--no-accept", action="store_true", help="providers do not accept (intake only)")
     parser.add_argument("--batch-window", type=float, default=0.1)
+    load.add_client_gc_argument(parser)
     return parser.parse_args()
 
 
@@ -134,11 +135,12 @@ def main() -> None:
     load_args = argparse.Namespace(
         rate=args.rate, pipeline_rate=args.rate, fanout_rate=100, consoles=0, duration=args.duration,
         naive_rate=None, soak=0, api_workers=1, batch_window=args.batch_window, connections=64,
-        skip_naive=True, out=RESULTS / "drive.json",
+        skip_naive=True, out=RESULTS / "drive.json", client_gc=args.client_gc,
     )  # fmt: skip
     run = load.Run(load_args)
     run.start_redis()
     workload = run.seed()
+    load.settle_client_gc(load_args)
     platform = Platform(run.env, run.logs)
     platform.start(match_env={"LOG_LEVEL": "INFO"})
     try:
