@@ -81,11 +81,13 @@ def execute_many(conn: Connection, statement: UpdateBase, rows: Sequence[Mapping
 
 def _plan_for(dialect: Dialect, statement: UpdateBase, keys: tuple[str, ...]) -> _Plan | None:
     shape = (statement, keys)
-    if shape not in _PLANS:
-        if len(_PLANS) >= _MOST_PLANS:
-            _PLANS.clear()
-        _PLANS[shape] = _make_plan(dialect, statement, keys)
-    return _PLANS[shape]
+    if shape in _PLANS:
+        return _PLANS[shape]
+    plan = _make_plan(dialect, statement, keys)  # two threads may both build it: the same plan
+    if len(_PLANS) >= _MOST_PLANS:
+        _PLANS.clear()
+    _PLANS[shape] = plan
+    return plan
 
 
 def _make_plan(dialect: Dialect, statement: UpdateBase, keys: tuple[str, ...]) -> _Plan | None:

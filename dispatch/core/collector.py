@@ -3,7 +3,7 @@ startup frozen, and the youngest generation collected less often.
 
 Python collects its youngest generation every 700 net allocations of container objects, the
 next every 10 of those, and the oldest — every object the process holds, its modules,
-SQLAlchemy's tables and compiled statements, pydantic's schemas, ~hundreds of thousands —
+SQLAlchemy's tables and compiled statements, pydantic's schemas: ~200,000 in the API —
 whenever a quarter as many objects again have been promoted into it. Under load the API
 allocates and frees objects by the thousand per batch, nearly all of them freed at once by
 reference counting; the collector still walked them, and four times in 9 s it walked all of
