@@ -67,7 +67,7 @@ def run_worker(queue_name: str, *, burst: bool = False, worker_class: str = "sim
         maintenance_interval=settings.worker_maintenance_interval,
         default_result_ttl=60,
     )
-    settle_collector()  # what startup built stays for good: see dispatch/core/collector.py
+    settle_collector(threshold=0)  # what startup built stays for good: see dispatch/core/collector.py
     return worker.work(burst=burst, with_scheduler=True, logging_level=settings.rq_log_level)
 
 
@@ -77,7 +77,7 @@ def run_scheduler(*, retry_seconds: float = 1.0) -> None:
     RQ's CronScheduler exits when Redis goes away; the relay and the sweeper are what rebuild
     the queues after exactly that, so the scheduler restarts itself here at once instead of
     waiting for a supervisor (a cold start costs seconds of imports)."""
-    settle_collector()
+    settle_collector(threshold=0)
     while True:
         scheduler = CronScheduler(connection=get_redis(), logging_level=get_settings().rq_log_level)
         scheduler.load_config_from_file("workers.cron")

@@ -127,9 +127,9 @@ class Settings(BaseSettings):
     evv_min_minutes_visit: int = Field(default=10, ge=0, le=1440)
     evv_min_minutes_emergency: int = Field(default=0, ge=0, le=1440)
 
-    # Python's garbage collector in the long-running processes (dispatch/core/collector.py):
-    # allocations (less deallocations) between its youngest-generation passes. Python's own
-    # default is 700; 0 leaves Python's thresholds as they are.
+    # Python's garbage collector in the API process (dispatch/core/collector.py): allocations
+    # (less deallocations) between its youngest-generation passes. Python's own default is 700;
+    # 0 leaves Python's thresholds as they are. Workers keep Python's.
     gc_threshold: int = Field(default=10_000, ge=0, le=10_000_000)
 
     log_level: str = "INFO"
