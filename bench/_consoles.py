@@ -19,9 +19,11 @@ from typing import Any
 from _wsclient import LeanConsole
 from websockets.asyncio.client import connect
 
+from dispatch.core.config import Settings
+
 # The measuring processes' youngest-generation GC threshold when settled (bench/load.py
-# --client-gc): as the platform's GC_THRESHOLD default.
-CLIENT_GC_THRESHOLD = 10_000
+# --client-gc): the platform's GC_THRESHOLD default.
+CLIENT_GC_THRESHOLD: int = Settings.model_fields["gc_threshold"].default
 
 
 def ws_url(base: str, token: str, since: int = 0) -> str:
