@@ -93,7 +93,13 @@ class World:
         body: dict[str, Any] = {"provider_id": (provider or self.provider)["id"]}
         if caregiver is not None:
             body["caregiver_id"] = caregiver
-        self.api.ok("POST", f"/api/requests/{request_id}/assign", self.operator, json=body)
+        # The platform's match worker runs too: it may offer the request between the operator's
+        # read and write, and the answer is then 409 "reload and retry" — as an operator would.
+        for _ in range(4):
+            response = self.api.call("POST", f"/api/requests/{request_id}/assign", self.operator, json=body)
+            if response.status_code != 409:
+                break
+        assert response.status_code == 200, f"assign {request_id}: {response.status_code} {response.text}"
 
     def job(self, kind: str = "home_care", caregiver: int = 0, **body: Any) -> int:
         """A request dispatched by hand to the home-care provider's caregiver number `caregiver`."""
