@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tests.browser.conftest import new_context
 from tests.helpers import ELDER, Api, wait_for
 from tests.processes import Platform
-from tests.visits.world import DAY, DINNER, LUNCH, SITE, World, build
+from tests.visits.world import SITE, World, build, day_care_day, dinner, lunch
 
 pytestmark = pytest.mark.browser
 
@@ -183,7 +183,7 @@ def test_day_care_marks_arrivals_and_an_absence_and_a_canteen_counts_meals(
     w = world
     expected = []
     for _ in range(2):
-        rid = w.request("day_care", **DAY)["id"]
+        rid = w.request("day_care", **day_care_day())["id"]
         w.assign(rid, provider=w.day_care)
         expected.append(rid)
     center = {"latitude": SITE["day_care"]["lat"], "longitude": SITE["day_care"]["lon"], "accuracy": 20}
@@ -217,7 +217,11 @@ def test_day_care_marks_arrivals_and_an_absence_and_a_canteen_counts_meals(
     )
     assert welfare[0]["elder_id"] == w.elder["id"] and welfare[0]["escalation_reason"] == "welfare_check"
 
-    for slot, delivery, window in (("lunch", False, LUNCH), ("lunch", True, LUNCH), ("dinner", True, DINNER)):
+    for slot, delivery, window in (
+        ("lunch", False, lunch()),
+        ("lunch", True, lunch()),
+        ("dinner", True, dinner()),
+    ):
         rid = w.request("meal", details={"slot": slot, "delivery": delivery}, **window)["id"]
         w.assign(rid, provider=w.canteen)
     canteen = phones.open(at={"latitude": SITE["canteen"]["lat"], "longitude": SITE["canteen"]["lon"]})

@@ -14,7 +14,7 @@ from sqlmodel import select
 from dispatch.core.audit import AuditEntry
 from dispatch.core.db import session_scope
 from tests.helpers import ELDER, Api, drain_jobs
-from tests.visits.world import DAY, DINNER, HOME, LUNCH, NOTES, SITE, World, build
+from tests.visits.world import HOME, NOTES, SITE, World, build, day_care_day, dinner, lunch
 
 
 @pytest.fixture
@@ -31,9 +31,9 @@ def _job(day: dict[str, Any], request_id: int) -> dict[str, Any]:
 
 
 def test_todays_jobs_carry_what_the_job_needs_and_nothing_more(w: World) -> None:
-    later = w.job(window_start=LUNCH["window_start"].replace("11:00", "15:00"),
-                  window_end=LUNCH["window_end"].replace("12:30", "16:00"))  # fmt: skip
-    sooner = w.job(note="请带防滑垫", **LUNCH)
+    later = w.job(window_start=lunch()["window_start"].replace("11:00", "15:00"),
+                  window_end=lunch()["window_end"].replace("12:30", "16:00"))  # fmt: skip
+    sooner = w.job(note="请带防滑垫", **lunch())
     day = _today(w, w.provider_user)
     assert [j["request_id"] for j in day["jobs"]] == [sooner, later]  # in time order
     assert day["provider"]["name"] == w.provider["name"] and day["caregiver"] is None
@@ -134,8 +134,8 @@ def test_offers_pending_then_ended_with_why(w: World) -> None:
 
 def test_canteen_meal_counts_per_slot(w: World) -> None:
     orders = [
-        ("lunch", False, LUNCH), ("lunch", False, LUNCH), ("lunch", True, LUNCH),
-        ("dinner", True, DINNER), ("lunch", False, LUNCH),
+        ("lunch", False, lunch()), ("lunch", False, lunch()), ("lunch", True, lunch()),
+        ("dinner", True, dinner()), ("lunch", False, lunch()),
     ]  # fmt: skip
     ids = []
     for slot, delivery, window in orders:
@@ -159,7 +159,7 @@ def test_canteen_meal_counts_per_slot(w: World) -> None:
 def test_day_care_attendance(w: World) -> None:
     ids = []
     for _ in range(4):
-        rid = w.request("day_care", **DAY)["id"]
+        rid = w.request("day_care", **day_care_day())["id"]
         w.assign(rid, provider=w.day_care)
         ids.append(rid)
     mark = "/api/requests/{}/check-in"

@@ -16,7 +16,7 @@ from dispatch.notify.models import Message
 from dispatch.visits.models import Departure, Visit
 from dispatch.welfare.models import WelfareCheck
 from tests.helpers import ELDER, Api
-from tests.visits.world import DAY, FAR, HOME, NOTES, SITE, World, build
+from tests.visits.world import FAR, HOME, NOTES, SITE, World, build, day_care_day
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_a_repeated_failed_check_out_changes_nothing(w: World) -> None:
 
 
 def test_day_care_absence_is_told_as_such(w: World) -> None:
-    rid = w.request("day_care", **DAY)["id"]
+    rid = w.request("day_care", **day_care_day())["id"]
     w.assign(rid, provider=w.day_care)
     visit = _out(w, rid, w.day_care_user, **SITE["day_care"], outcome="not_home")
     assert visit["place"] == "provider_site" and visit["flags"] == []

@@ -51,9 +51,18 @@ def today_window(start: time, end: time, days: int = 0) -> dict[str, str]:
     }
 
 
-DAY = today_window(time(8, 0), time(17, 0))
-LUNCH = today_window(time(11, 0), time(12, 30))
-DINNER = today_window(time(17, 0), time(18, 30))
+# Today's windows, taken when a test asks (not when the module is imported: a run that crosses
+# midnight in Beijing, 16:00 UTC, would otherwise file yesterday's meals and count today's).
+def day_care_day() -> dict[str, str]:
+    return today_window(time(8, 0), time(17, 0))
+
+
+def lunch() -> dict[str, str]:
+    return today_window(time(11, 0), time(12, 30))
+
+
+def dinner() -> dict[str, str]:
+    return today_window(time(17, 0), time(18, 30))
 
 
 @dataclass
