@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from dispatch.console.wire import FrameWire, encode_text
+from dispatch.core import jsontext
 from dispatch.core.auth import Principal, Role
 from dispatch.core.config import get_settings
 from dispatch.core.db import new_session
@@ -196,9 +196,7 @@ def frames_after(session: Session, since: int, *, limit: int = FETCH_LIMIT) -> l
     stmt = _FRAME_ROWS.where(_EVENTS.c.seq > since).order_by(_EVENTS.c.seq).limit(limit)
     frames = []
     for seq, type_, request_id, elder_id, provider_id, status, at, data in session.execute(stmt):
-        text = json.dumps(
-            message(seq, type_, request_id, status, at, data), ensure_ascii=False, separators=(",", ":")
-        )
+        text = jsontext.dumps(message(seq, type_, request_id, status, at, data))
         frames.append(Frame(seq, elder_id, provider_id, text, encode_text(text)))
     return frames
 

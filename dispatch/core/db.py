@@ -25,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+from dispatch.core import jsontext
 from dispatch.core.config import get_settings
 from dispatch.core.inlists import pad_in_lists_of
 from dispatch.core.writelock import GatedConnection
@@ -37,6 +38,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # a process that needs two at a time keeps using the same two, with their SQLite page and
 # statement caches warm, instead of taking every open one in turn and growing each one's caches
 # (FIFO, SQLAlchemy's default).
+# JSON columns are written and read by orjson (core/jsontext.py), on either database.
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
@@ -54,6 +56,8 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         max_overflow=20,
         pool_use_lifo=True,
         hide_parameters=True,
+        json_serializer=jsontext.dumps,
+        json_deserializer=jsontext.loads,
     )
     pad_in_lists_of(engine)
 
@@ -101,6 +105,8 @@ def _engines(url: str) -> tuple[Engine, Engine]:
                 pool_use_lifo=True,
                 pool_pre_ping=True,
                 hide_parameters=True,
+                json_serializer=jsontext.dumps,
+                json_deserializer=jsontext.loads,
             )
             pair = (engine, engine)
         _ENGINES[url] = pair

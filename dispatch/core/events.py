@@ -9,7 +9,6 @@ its first number and holds it until commit, which gives the same order.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from dispatch.core import audit
+from dispatch.core import audit, jsontext
 from dispatch.core.clock import utcnow
 from dispatch.core.inserts import insert_returning_keys
 from dispatch.core.redis import get_redis
@@ -53,7 +52,7 @@ class Event(SQLModel, table=True):
         return message(self.seq, self.type, self.request_id, self.status, self.at, self.data)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_message(), ensure_ascii=False, separators=(",", ":"))
+        return jsontext.dumps(self.to_message())
 
 
 def message(

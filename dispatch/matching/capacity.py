@@ -3,7 +3,6 @@ requests, and the capacity in use (assigned jobs and pending offers)."""
 
 from __future__ import annotations
 
-import json
 import time
 import weakref
 from collections.abc import Collection, Mapping
@@ -28,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session, col
 
+from dispatch.core import jsontext
 from dispatch.core.clock import utcnow
 from dispatch.core.config import get_settings
 from dispatch.matching.core import CaregiverInfo, Holding, ProviderInfo, RequestInfo
@@ -154,7 +154,7 @@ def _build(
 
 
 def _skills(raw: str | None) -> frozenset[str]:
-    return frozenset(json.loads(raw) or ()) if raw else frozenset()
+    return frozenset(jsontext.loads(raw) or ()) if raw else frozenset()
 
 
 class RequestFields(Protocol):
