@@ -240,7 +240,11 @@ def table(results: dict[str, Any]) -> Table:
     t.add_column("value", justify="right")
     t.add_column("target", justify="right")
     rows = [
-        ("ceiling (bare route) req/s", results.get("ceiling_rps"), ""),
+        (
+            "ceiling (bare route) req/s",
+            f"{results.get('ceiling_rps')} ({' / '.join(str(c) for c in results.get('ceiling_runs_rps', []))})",
+            "",
+        ),
         ("intake req/s sustained", results.get("intake_rps"), ">= 1000"),
         (
             "intake p50 / p99 ms",
