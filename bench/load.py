@@ -270,7 +270,7 @@ async def platform_phases(run: Run, platform: Platform, workload: Workload) -> N
         r["pipeline_intake"] = _phases.intake_figures(pipe)
         r["fanout"] = await _phases.fanout(run, platform, workload, observer, accept_pool)
         # The bare route again, just before the phase whose ratio to it is the headline: the
-        # machine's speed drifts by a sixth within minutes on a shared host (stop 19).
+        # machine's speed drifted by up to a third within one run on a shared host (stop 19).
         task = run.progress.add_task("ceiling again: bare route", total=None)
         await run.measure_ceiling()
         run.progress.update(task, total=1, completed=1)
