@@ -102,8 +102,9 @@ class World:
         body: dict[str, Any] = {"provider_id": (provider or self.provider)["id"]}
         if caregiver is not None:
             body["caregiver_id"] = caregiver
-        # The platform's match worker runs too: it may offer the request between the operator's
-        # read and write, and the answer is then 409 "reload and retry" — as an operator would.
+        # The platform's match worker runs too. On PostgreSQL the assign reads the request without
+        # a lock, so an offer committed between its read and its compare-and-set makes the answer
+        # 409 "reload and retry" (API.md); the operator retries, as the console's user would.
         for _ in range(4):
             response = self.api.call("POST", f"/api/requests/{request_id}/assign", self.operator, json=body)
             if response.status_code != 409:
