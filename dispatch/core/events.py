@@ -24,6 +24,7 @@ from dispatch.core import audit, jsontext
 from dispatch.core.clock import utcnow
 from dispatch.core.inserts import insert_returning_keys
 from dispatch.core.redis import get_redis
+from dispatch.core.savepoints import current_savepoint, within
 from dispatch.core.types import JSONType, UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -136,15 +137,23 @@ def emit(
 
 
 def lock_event_order(session: Session) -> None:
-    """PostgreSQL: take the event-order lock before drawing the transaction's first seq."""
+    """PostgreSQL: take the event-order lock before drawing the transaction's first seq.
+
+    Every change of a request's or an offer's status writes an event, so this lock is also the
+    first lock such a change takes (lifecycle.transition, the offers' compare-and-sets):
+    whoever holds it knows no other transaction can change a request or offer until it commits,
+    and the locks of a transaction come in one order: providers' rows, this lock, then the rows
+    of offers and requests. Held until the transaction ends; a ROLLBACK TO SAVEPOINT lets go of
+    it when it was taken inside that savepoint (PostgreSQL releases a subtransaction's locks),
+    and then it is taken again here."""
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return
-    transaction = session.get_transaction()
-    if session.info.get(_LOCKED_KEY) is transaction:
+    held, transaction = session.info.get(_LOCKED_KEY), session.get_transaction()
+    if held is not None and transaction is not None and within(held, transaction):
         return
     session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _EVENT_LOCK_ID})
-    session.info[_LOCKED_KEY] = transaction
+    session.info[_LOCKED_KEY] = current_savepoint(session)
 
 
 def last_seq(session: Session) -> int:
@@ -197,7 +206,11 @@ def _ping_after_commit(session: OrmSession) -> None:
 
 @sa_event.listens_for(OrmSession, "after_rollback")
 def _forget_after_rollback(session: OrmSession) -> None:
-    if session.in_nested_transaction():  # back to a SAVEPOINT: a ping too many only wakes listeners
+    rolled_back = session.get_nested_transaction()  # the savepoint rolled back, if it was one
+    if rolled_back is not None:  # a ping too many only wakes listeners; a lock let go is gone
+        held = session.info.get(_LOCKED_KEY)
+        if held is not None and within(held, rolled_back):
+            session.info.pop(_LOCKED_KEY, None)
         return
     session.info.pop(_LOCKED_KEY, None)
     session.info.pop(_EMITTED_KEY, None)

@@ -32,6 +32,7 @@ from dispatch.core import faults
 from dispatch.core.clock import utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.redis import get_queue, get_redis
+from dispatch.core.savepoints import within
 from dispatch.core.types import JSONType, UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -280,16 +281,6 @@ def mark_enqueued(session: Session, ids: Sequence[int]) -> None:
         )
 
 
-def _within(savepoint: SessionTransaction | None, rolled_back: SessionTransaction) -> bool:
-    """Whether `savepoint` is `rolled_back` or was opened inside it."""
-    transaction = savepoint
-    while transaction is not None:
-        if transaction is rolled_back:
-            return True
-        transaction = transaction.parent
-    return False
-
-
 def _owed(session: OrmSession) -> list[OwedJob]:
     """The rows this transaction owes jobs for, each in its last state, in the order written."""
     rows: dict[int, OwedJob] = {}
@@ -323,7 +314,7 @@ def _forget_after_rollback(session: OrmSession) -> None:
         return
     pending = session.info.get(_PENDING_KEY)
     if pending:  # rows written in that savepoint were never stored: drop them, keep the rest
-        session.info[_PENDING_KEY] = [e for e in pending if not _within(e.savepoint, rolled_back)]
+        session.info[_PENDING_KEY] = [e for e in pending if not within(e.savepoint, rolled_back)]
 
 
 @event.listens_for(OrmSession, "after_transaction_end")

@@ -33,6 +33,7 @@ from dispatch.core.batching import GroupCommit, each_alone_if_it_fails, each_alo
 from dispatch.core.clock import utcnow
 from dispatch.core.db import session_scope, write_on_loop
 from dispatch.core.errors import Conflict, DomainError, NotFound
+from dispatch.core.events import lock_event_order
 from dispatch.notify import rules as sms_rules
 from dispatch.notify.models import OwedText
 from dispatch.orders import offers as offer_service
@@ -149,6 +150,7 @@ def _assign(session: Session, prepared: Prepared) -> None:
     taker: dict[int | None, AcceptItem] = {i: prepared.items[x] for i, x in prepared.chosen.items()}
     texts = prepared.texts
     now = prepared.now
+    lock_event_order(session)  # before the offers' rows: the one lock order (core/events.py)
     rows = session.connection().execute(_TAKE_OFFERS, {"ids": [o.id for o in offers], "now": now}).all()
     won: dict[int | None, int | None] = dict(rows)  # offer id -> the caregiver it was accepted with
     if len(won) != len(offers):

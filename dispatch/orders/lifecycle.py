@@ -87,6 +87,7 @@ def transition(
         raise InvalidTransition(f"request {request.id} cannot go from {current.value} to {target.value}")
     if target == S.QUEUED and event_type not in REQUEUE_EVENTS:
         raise InvalidTransition("a return to queued must say why: request.declined or request.expired")
+    lock_event_order(session)  # before the request's row: the one lock order (core/events.py)
     now = utcnow()
     values: dict[str, Any] = {
         "status": target.value,

@@ -16,7 +16,7 @@ from dispatch.core.auth import Principal, Role, mask_name, mask_phone
 from dispatch.core.clock import utcnow
 from dispatch.core.config import get_settings
 from dispatch.core.errors import Conflict, Forbidden, NotFound
-from dispatch.core.events import Emitted
+from dispatch.core.events import Emitted, lock_event_order
 from dispatch.core.inserts import insert_returning_keys
 from dispatch.core.jobs import COALESCE_MATCH, JobName, QueueName
 from dispatch.core.outbox import add_job
@@ -195,6 +195,7 @@ def write_offers(
 
 def _set_offer_status(session: Session, offer: Offer, target: OfferStatus, reason: str = "") -> bool:
     """Compare-and-set an offer out of pending; False if it was no longer pending."""
+    lock_event_order(session)  # before the offer's row: the one lock order (core/events.py)
     now = utcnow()
     result = session.execute(
         update(Offer)

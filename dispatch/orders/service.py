@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from dispatch.core.auth import Principal, Role
 from dispatch.core.clock import utcnow
 from dispatch.core.errors import Conflict, NotFound
-from dispatch.core.events import Event
+from dispatch.core.events import Event, lock_event_order
 from dispatch.elders import service as elder_service
 from dispatch.matching import capacity
 from dispatch.matching.core import Usage, pick_caregiver, provider_kinds_for
@@ -166,6 +166,7 @@ def request_read(r: ServiceRequest, timeline: list[TimelineEntry]) -> RequestRea
 
 
 def cancel_request(*, session: Session, principal: Principal, request_id: int, reason: str) -> ServiceRequest:
+    lock_event_order(session)  # read after it: an offer made meanwhile is seen and withdrawn, not a 409
     request = get_request(session=session, principal=principal, request_id=request_id)
     if principal.role not in (Role.OPERATOR, Role.ADMIN, Role.FAMILY):
         raise NotFound(f"request {request_id} not found")
@@ -177,7 +178,15 @@ def cancel_request(*, session: Session, principal: Principal, request_id: int, r
 def assign_manually(
     *, session: Session, principal: Principal, request_id: int, body: AssignBody
 ) -> ServiceRequest:
-    """An operator dispatches by hand (also out of `escalated`). Capacity still holds."""
+    """An operator dispatches by hand (also out of `escalated`). Capacity still holds.
+
+    The locks first, then the reads (core/events.py): the provider's row, then the event-order
+    lock, which every change of a request or an offer takes first. What is read after them
+    stays as read until the commit, so an offer the matcher made a moment ago is withdrawn
+    here rather than failing the operator's compare-and-set with a 409 (PostgreSQL; SQLite's
+    one writer gives the same)."""
+    capacity.lock_providers(session, [body.provider_id])
+    lock_event_order(session)
     request = get_request(session=session, principal=principal, request_id=request_id)
     if request.status not in (RequestStatus.QUEUED, RequestStatus.OFFERED, RequestStatus.ESCALATED):
         raise Conflict(
@@ -194,7 +203,6 @@ def assign_manually(
     info = request_info(request, elder.lat, elder.lon, set())
     if provider.kind not in provider_kinds_for(info):
         raise Conflict(f"a {provider.kind} provider cannot serve a {request.kind} request")
-    capacity.lock_providers(session, [body.provider_id])
     offers.withdraw_pending(session, request_id=request_id, reason="dispatched by an operator")
     pinfo = capacity.load_providers(session, [body.provider_id])[0]
     usage = Usage({pinfo.id: pinfo}, capacity.load_holdings(session, [body.provider_id]))

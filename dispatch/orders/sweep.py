@@ -14,6 +14,7 @@ from datetime import timedelta
 from sqlmodel import Session, col, select
 
 from dispatch.core.clock import utcnow
+from dispatch.core.events import lock_event_order
 from dispatch.orders import offers
 from dispatch.orders.lifecycle import UNPLACED_STATUSES, RequestStatus, transition
 from dispatch.orders.models import Offer, OfferStatus, ServiceRequest
@@ -32,6 +33,7 @@ class SweepResult:
 
 def escalate_overdue(session: Session) -> int:
     """Put every unplaced request past its deadline in front of the operators."""
+    lock_event_order(session)  # read after it: what is read stays so until the commit (no 409)
     overdue = session.exec(
         select(ServiceRequest)
         .where(col(ServiceRequest.status).in_(list(UNPLACED_STATUSES)), col(ServiceRequest.due_at) < utcnow())

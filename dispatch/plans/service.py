@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from dispatch.core.auth import Principal, Role, User
 from dispatch.core.clock import local, utcnow
 from dispatch.core.errors import Conflict, NotFound
+from dispatch.core.events import lock_event_order
 from dispatch.core.jobs import JobName, QueueName
 from dispatch.core.outbox import add_job
 from dispatch.elders import service as elder_service
@@ -188,6 +189,7 @@ def withdraw_future(session: Session, plan: ServicePlan, *, reason: str, now: da
     """Cancel the open requests of occurrences still ahead and forget those occurrences, so a
     resumed plan books those days again. Returns how many requests were cancelled."""
     now = now or utcnow()
+    lock_event_order(session)  # read after it: what is read stays so until the commit (no 409)
     rows = session.exec(
         select(PlanOccurrence, ServiceRequest)
         .join(ServiceRequest, col(ServiceRequest.id) == col(PlanOccurrence.request_id))

@@ -102,13 +102,9 @@ class World:
         body: dict[str, Any] = {"provider_id": (provider or self.provider)["id"]}
         if caregiver is not None:
             body["caregiver_id"] = caregiver
-        # The platform's match worker runs too. On PostgreSQL the assign reads the request without
-        # a lock, so an offer committed between its read and its compare-and-set makes the answer
-        # 409 "reload and retry" (API.md); the operator retries, as the console's user would.
-        for _ in range(4):
-            response = self.api.call("POST", f"/api/requests/{request_id}/assign", self.operator, json=body)
-            if response.status_code != 409:
-                break
+        # The platform's match worker runs too and may be offering this request at this
+        # moment: the assign waits for its locks and withdraws its offer (no 409 to retry).
+        response = self.api.call("POST", f"/api/requests/{request_id}/assign", self.operator, json=body)
         assert response.status_code == 200, f"assign {request_id}: {response.status_code} {response.text}"
 
     def job(self, kind: str = "home_care", caregiver: int = 0, **body: Any) -> int:
