@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # "per_request": one match job per request, the naive reference bench/load.py measures.
     match_mode: Literal["batch", "per_request"] = "batch"
     sweep_interval_seconds: int = Field(default=5, ge=1)
+    # How long a transaction waits for a lock (SQLite's write lock; PostgreSQL's row and
+    # advisory locks) before it fails; the API then answers 503 with Retry-After.
+    db_lock_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
     # An open request whose work has gone quiet this long is re-woken by the sweeper.
     stale_after_seconds: int = Field(default=10, ge=1)
 

@@ -71,6 +71,8 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
+        if isinstance(dbapi_conn, GatedConnection):
+            dbapi_conn.lock_timeout = get_settings().db_lock_timeout_seconds
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -91,6 +93,20 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 _ENGINES: dict[str, tuple[Engine, Engine]] = {}
 
 
+def _bound_lock_waits(engine: Engine) -> None:
+    """PostgreSQL: a lock wait is bounded as on SQLite (GatedConnection.lock_timeout); past it
+    the statement fails (55P03) instead of holding its caller, and the API answers 503."""
+    milliseconds = max(1, round(get_settings().db_lock_timeout_seconds * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET lock_timeout = {milliseconds}")
+        dbapi_conn.autocommit = autocommit
+
+
 def _engines(url: str) -> tuple[Engine, Engine]:
     """(writer, reader) engines for a URL; the same engine twice for PostgreSQL."""
     pair = _ENGINES.get(url)
@@ -108,6 +124,7 @@ def _engines(url: str) -> tuple[Engine, Engine]:
                 json_serializer=jsontext.dumps,
                 json_deserializer=jsontext.loads,
             )
+            _bound_lock_waits(engine)
             pair = (engine, engine)
         _ENGINES[url] = pair
     return pair

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,7 +11,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ _ERROR_TEXT = {
     409: "Conflicts with the current state",
     422: "Invalid input",
     429: "Too many attempts",
+    503: "The database is busy or unreachable for now; retry after Retry-After seconds",
 }
 # Documented on every API route, so clients (and schemathesis) know every answer they may get.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -82,6 +85,37 @@ _UNSTORABLE = {
     "detail": "a value cannot be stored (e.g. a NUL character, or a number out of range)",
     "error": "Unprocessable",
 }
+
+
+_UNAVAILABLE = {
+    "detail": "the database is busy or unreachable right now; retry in a moment (the same Idempotency-Key creates a request once)",
+    "error": "Unavailable",
+}
+RETRY_AFTER_SECONDS = 2
+# PostgreSQL's SQLSTATEs of a database that is busy or away, not of a bad statement: a lock not
+# granted in time, a deadlock or serialization failure, a server shutting down or starting.
+_BUSY_SQLSTATES = frozenset({"55P03", "40P01", "40001", "57P01", "57P02", "57P03"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database is busy or unreachable (worth a retry), not that a
+    statement was wrong: SQLite's write lock or busy timeout, PostgreSQL's lock timeout,
+    deadlock, shutdown or a lost connection, or no pooled connection free in time."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    cause: BaseException | None = exc
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        cause = exc.orig
+    if isinstance(cause, sqlite3.OperationalError):
+        text = str(cause)
+        return "database is locked" in text or "database is busy" in text
+    sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _BUSY_SQLSTATES or sqlstate.startswith("08")
+    # psycopg's OperationalError without a SQLSTATE: the server could not be reached at all.
+    return type(cause).__name__ == "OperationalError" and type(cause).__module__.startswith("psycopg")
 
 
 def render_error(exc: BaseException) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
@@ -97,6 +131,12 @@ def render_error(exc: BaseException) -> tuple[int, bytes, list[tuple[bytes, byte
         # server error. The transaction is rolled back by the session's owner.
         log.info("refused by the database: %s", type(exc.orig).__name__)
         status, content, headers = 422, _UNSTORABLE, []
+    elif database_unavailable(exc):
+        # Rolled back by the session's owner; the caller may try again. Logged without the
+        # statement's parameters (they may hold an elder's phone number or care notes).
+        log.warning("database busy or unreachable: %s", type(getattr(exc, "orig", exc) or exc).__name__)
+        status, content = 503, _UNAVAILABLE
+        headers = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
     else:
         return None
     body = JSONResponse(content).body
@@ -127,4 +167,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DataError)
     async def _unstorable(_request: Request, exc: DataError) -> Response:
+        return _answer(exc)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(sqlite3.OperationalError)
+    async def _busy(request: Request, exc: Exception) -> Response:
+        if not database_unavailable(exc):
+            raise exc  # a real fault: the server error it is
         return _answer(exc)
