@@ -10,10 +10,11 @@ the API's CPU at 1,000 requests/s was SQLAlchemy's executemany parameters, py-sp
 
 `execute_many` compiles the statement once per shape (the statement and the keys of its
 rows), keeps for each `?` where its value comes from (the row, or a value bound in the
-statement) and how it is converted, and hands the driver one tuple per row. Timestamps are
-written by one function that gives, character for character, the text SQLAlchemy's DATETIME
-would (`tests/dispatch/test_bulk.py` checks every column type of every table both ways);
-every other type keeps SQLAlchemy's own processor. A statement this cannot reproduce exactly
+statement) and how it is converted, and hands the driver one tuple per row. Every type keeps
+its own processor; a timestamp's on SQLite is one function (`core/types.py` utc_text, since
+stop 20 also the ORM's) that gives, character for character, the text SQLAlchemy's DATETIME
+would (`tests/dispatch/test_bulk.py` checks every column type of every table both ways, and
+the timestamps against SQLAlchemy's own chain). A statement this cannot reproduce exactly
 — one whose columns get Python-side defaults, expanding or literal-execute parameters,
 RETURNING — and every dialect but SQLite go through SQLAlchemy as before.
 """
@@ -22,18 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import cache
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
-
-from dispatch.core.types import UTCDateTime
 
 Convert = Callable[[Any], Any]
 
@@ -124,44 +120,6 @@ def _make_plan(dialect: Dialect, statement: UpdateBase, keys: tuple[str, ...]) -
 
 
 def _converter(dialect: Dialect, type_: Any) -> Convert | None:
-    if isinstance(type_, UTCDateTime):
-        return _utc_text
+    # UTCDateTime's own on SQLite: types.utc_text (isoformat, the last one remembered).
     processor: Convert | None = type_.dialect_impl(dialect).bind_processor(dialect)
     return processor
-
-
-# The last timestamp converted and its text: a batch's rows mostly share one `now`.
-_LAST: tuple[Any, Any] = (None, None)
-
-
-def _utc_text(value: Any) -> Any:
-    """A timestamp as UTCDateTime stores it on SQLite: naive UTC, `YYYY-MM-DD HH:MM:SS.ffffff`
-    (SQLite's DATETIME storage format). What is not a plain datetime takes SQLAlchemy's way."""
-    global _LAST
-    last = _LAST
-    if value is last[0]:
-        return last[1]
-    if value is None:
-        return None
-    if type(value) is not datetime:
-        return _slow_utc_text(value)
-    if value.tzinfo is None:
-        text = value.isoformat(" ", "microseconds")
-    elif value.tzinfo is UTC:
-        text = value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
-    else:
-        text = value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
-    _LAST = (value, text)
-    return text
-
-
-@cache
-def _sqlalchemy_utc_text() -> Convert:
-    dialect = sqlite.dialect()
-    processor = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-    assert processor is not None
-    return processor
-
-
-def _slow_utc_text(value: Any) -> Any:
-    return _sqlalchemy_utc_text()(value)

@@ -26,13 +26,15 @@ from sqlalchemy import (
     Text,
     create_engine,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import StatementError
 from sqlmodel import SQLModel
 
 import dispatch.app  # noqa: F401  (every table registered)
 from dispatch.core import bulk
 from dispatch.core.bulk import execute_many
-from dispatch.core.types import UTCDateTime
+from dispatch.core.clock import as_utc
+from dispatch.core.types import UTCDateTime, sqlalchemy_sqlite_processors, utc_from_text, utc_text
 from dispatch.orders.lifecycle import RequestStatus, _compare_and_set_statement
 
 # Timestamps as callers hand them over: aware in Beijing, aware UTC, another offset, naive
@@ -182,3 +184,37 @@ def test_a_row_without_a_key_the_first_had_fails_as_sqlalchemy_fails(tmp_path: P
 
 def test_nothing_to_write() -> None:
     assert execute_many(None, None, []) == 0  # type: ignore[arg-type]
+
+
+def test_timestamps_are_stored_and_read_as_sqlalchemy_would(tmp_path: Path) -> None:
+    """UTCDateTime's own conversions on SQLite (core/types.py, stop 20) against SQLAlchemy's
+    chain through the class's methods: the same text stored for every kind of stamp, the same
+    aware UTC value read from every kind of text; and the engine uses them."""
+    bind, result = sqlalchemy_sqlite_processors()
+    stamps = [*STAMPS, None]
+    assert [utc_text(v) for v in stamps] == [bind(v) for v in stamps]
+    texts = [
+        *(bind(v) for v in stamps),
+        "2026-12-07 19:35:21",  # no fraction (19 characters)
+        "2026-12-07 19:35",
+        "2026-12-07",
+        "2026-12-07T19:35:21.5+08:00",  # an offset of its own
+        "2026-12-07 19:35:21.1+0800",  # 26 characters, with an offset
+        "2026-12-07 19:35:21.123456Z",
+    ]
+    read = [utc_from_text(t) for t in texts]
+    assert read == [result(t) for t in texts]
+    assert all(v is None or v.tzinfo is UTC for v in read)
+    dialect = sqlite.dialect()
+    impl = UTCDateTime().dialect_impl(dialect)
+    assert impl.bind_processor(dialect) is utc_text and impl.result_processor(dialect, None) is utc_from_text
+    table = Table("stamps", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime()))
+    engine = create_engine(f"sqlite:///{tmp_path / 'stamps.db'}")
+    table.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": n, "at": v} for n, v in enumerate(stamps)])
+        stored = conn.exec_driver_sql("SELECT at FROM stamps ORDER BY id").scalars().all()
+        back = conn.execute(table.select().order_by(table.c.id)).all()
+    engine.dispose()
+    assert stored == [bind(v) for v in stamps]
+    assert [row.at for row in back] == [None if v is None else as_utc(v) for v in stamps]
