@@ -400,10 +400,17 @@ def _json_text(dialect: str, column: str, key: str) -> str:
 
 def lock_providers(session: Session, provider_ids: Collection[int]) -> None:
     """Serialise capacity decisions per provider. SQLite already has one writer at a time;
-    PostgreSQL locks the provider rows, in id order so that two lockers cannot deadlock."""
+    PostgreSQL locks the provider rows, in id order so that two lockers cannot deadlock.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: every row written that refers to a provider (an offer
+    inserted, a request assigned) takes a KEY SHARE lock on it for its foreign key, which FOR
+    UPDATE blocks. An accept batch holding the event-order lock then waited for the matcher's
+    provider rows while the matcher waited for the event-order lock: a deadlock PostgreSQL
+    broke by failing one of them (bench/drive.py on PostgreSQL, stop 20). Lockers still
+    exclude each other."""
     if not provider_ids or session.get_bind().dialect.name != "postgresql":
         return
     session.execute(
-        text("SELECT id FROM provider WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+        text("SELECT id FROM provider WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE"),
         {"ids": sorted(provider_ids)},
     )
