@@ -172,7 +172,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(sqlite3.OperationalError)
-    async def _busy(request: Request, exc: Exception) -> Response:
+    async def _busy(_request: Request, exc: Exception) -> Response:
         if not database_unavailable(exc):
             raise exc  # a real fault: the server error it is
         return _answer(exc)
