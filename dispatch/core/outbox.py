@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, Protocol
 
 import redis
 from rq import Retry
+from rq.job import Job, JobStatus
 from sqlalchemy import Index, bindparam, event, text, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
@@ -56,6 +57,8 @@ class OutboxJob(SQLModel, table=True):
     run_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     coalesce: str | None = Field(default=None, max_length=60, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # When the relay last looked at the row (handed it over, or found it in RQ's hands); the
+    # fast path does not write it.
     enqueued_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
@@ -229,17 +232,20 @@ def clear_wake(coalesce: str, conn: redis.Redis | None = None) -> None:
 def enqueue_rows(rows: Sequence[OutboxRow], conn: redis.Redis | None = None) -> list[int]:
     """Hand rows to RQ under deterministic job ids; returns the ids handed over."""
     conn = conn or get_redis()
+    plain = [row for row in rows if not row.coalesce]
+    _enqueue_plain(plain, conn)
+    _wake_shared([row for row in rows if row.coalesce], conn)
+    return [row.id for row in rows if row.id is not None]
+
+
+def _enqueue_plain(rows: Sequence[OutboxRow], conn: redis.Redis) -> None:
+    """Each row's own job, all in one pipeline (one round trip)."""
+    if not rows:
+        return
     settings = get_settings()
-    sent: list[int] = []
-    woken: dict[tuple[str, str, str], bool] = {}
     with conn.pipeline(transaction=False) as pipe:
         for row in rows:
             assert row.id is not None
-            if row.coalesce:
-                key = (row.coalesce, row.job, row.queue)
-                woken[key] = woken.get(key, False) or bool(row.payload.get("urgent"))
-                sent.append(row.id)
-                continue
             queue = get_queue(row.queue, conn)
             options: dict[str, Any] = {
                 "kwargs": {**row.payload, "outbox_id": row.id},
@@ -254,27 +260,76 @@ def enqueue_rows(rows: Sequence[OutboxRow], conn: redis.Redis | None = None) -> 
                 queue.enqueue_at(row.run_at, row.job, **options)
             else:
                 queue.enqueue(row.job, **options)
-            sent.append(row.id)
         pipe.execute()
-    for (coalesce, job, queue_name), urgent in woken.items():
-        wake(coalesce, job, queue_name, urgent=urgent, conn=conn)
-    return sent
 
 
-def stale_rows(session: Session, *, older_than: timedelta, limit: int = 500) -> list[OutboxJob]:
-    """Rows owed but not done for a while: lost on the way (a crash, a flushed Redis)."""
-    cutoff = utcnow() - older_than
+def _wake_shared(rows: Sequence[OutboxRow], conn: redis.Redis) -> int:
+    """One wake-up per shared job of the coalesced rows (urgent if any row is); how many
+    wake-ups were queued (none where one was pending already)."""
+    woken: dict[tuple[str, str, str], bool] = {}
+    for row in rows:
+        assert row.coalesce is not None
+        key = (row.coalesce, row.job, row.queue)
+        woken[key] = woken.get(key, False) or bool(row.payload.get("urgent"))
+    return sum(
+        wake(coalesce, job, queue, urgent=urgent, conn=conn)
+        for (coalesce, job, queue), urgent in woken.items()
+    )
+
+
+# A job in one of these states is in RQ's hands: waiting in its queue, waiting for its time,
+# or running. Enqueueing its id again would queue it a second time (rq#1521, rq#1701).
+_HELD_BY_RQ = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED})
+
+
+def hand_over_lost(rows: Sequence[OutboxRow], conn: redis.Redis | None = None) -> int:
+    """For the relay: hand to RQ again the rows whose job it no longer holds; how many.
+
+    A row's own job is handed over when RQ has no such job (a flushed Redis, a process that
+    died between its commit and the fast path) or has given up on it (failed, stopped,
+    cancelled, or finished without marking its row done); never while it is queued, scheduled
+    or running, which under a backlog is most stale rows. A coalesced row wakes its shared job
+    unless a wake-up is pending already (outbox.wake)."""
+    conn = conn or get_redis()
+    plain = [row for row in rows if not row.coalesce]
+    with conn.pipeline(transaction=False) as pipe:
+        for row in plain:
+            pipe.hget(Job.key_for(row.job_id), "status")
+        statuses = pipe.execute() if plain else []
+    lost = [row for row, status in zip(plain, statuses, strict=True) if _status(status) not in _HELD_BY_RQ]
+    _enqueue_plain(lost, conn)
+    return len(lost) + _wake_shared([row for row in rows if row.coalesce], conn)
+
+
+def _status(raw: bytes | str | None) -> JobStatus | None:
+    if raw is None:
+        return None
+    try:
+        return JobStatus(raw.decode() if isinstance(raw, bytes) else raw)
+    except ValueError:
+        return None
+
+
+def stale_rows(
+    session: Session, *, older_than: timedelta, recheck_after: timedelta, limit: int = 500
+) -> list[OutboxJob]:
+    """Rows owed but not done for a while, oldest first, leaving out those the relay looked at
+    within `recheck_after` (so that rows still waiting in a long queue do not take every look)."""
+    now = utcnow()
+    cutoff, recheck = now - older_than, now - recheck_after
     stmt = (
         select(OutboxJob)
         .where(col(OutboxJob.done_at).is_(None), col(OutboxJob.created_at) < cutoff)
         .where((col(OutboxJob.run_at).is_(None)) | (col(OutboxJob.run_at) < cutoff))
+        .where((col(OutboxJob.enqueued_at).is_(None)) | (col(OutboxJob.enqueued_at) < recheck))
         .order_by(col(OutboxJob.id))
         .limit(limit)
     )
     return list(session.exec(stmt))
 
 
-def mark_enqueued(session: Session, ids: Sequence[int]) -> None:
+def mark_checked(session: Session, ids: Sequence[int]) -> None:
+    """The relay looked at these rows now (handed over, or found still in RQ's hands)."""
     if ids:
         session.execute(
             update(OutboxJob).where(col(OutboxJob.id).in_(list(ids))).values(enqueued_at=utcnow())
