@@ -39,7 +39,7 @@ def relay_outbox(limit: int = 500) -> int:
         log.warning("relayed %d outbox row(s) the fast path had not delivered", handed)
     if len(rows) > handed:
         log.info(
-            "%d outbox row(s) older than %d s still in RQ's hands (a backlog)",
+            "%d outbox row(s) older than %d s still in RQ's hands or their wake-up pending (a backlog)",
             len(rows) - handed,
             RELAY_AFTER.seconds,
         )

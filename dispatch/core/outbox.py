@@ -264,16 +264,19 @@ def _enqueue_plain(rows: Sequence[OutboxRow], conn: redis.Redis) -> None:
 
 
 def _wake_shared(rows: Sequence[OutboxRow], conn: redis.Redis) -> int:
-    """One wake-up per shared job of the coalesced rows (urgent if any row is); how many
-    wake-ups were queued (none where one was pending already)."""
+    """One wake-up per shared job of the coalesced rows (urgent if any row is); how many of
+    the rows got a wake-up queued (none where one was pending already)."""
     woken: dict[tuple[str, str, str], bool] = {}
+    count: dict[tuple[str, str, str], int] = {}
     for row in rows:
         assert row.coalesce is not None
         key = (row.coalesce, row.job, row.queue)
         woken[key] = woken.get(key, False) or bool(row.payload.get("urgent"))
+        count[key] = count.get(key, 0) + 1
     return sum(
-        wake(coalesce, job, queue, urgent=urgent, conn=conn)
+        count[(coalesce, job, queue)]
         for (coalesce, job, queue), urgent in woken.items()
+        if wake(coalesce, job, queue, urgent=urgent, conn=conn)
     )
 
 
@@ -283,7 +286,7 @@ _HELD_BY_RQ = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERR
 
 
 def hand_over_lost(rows: Sequence[OutboxRow], conn: redis.Redis | None = None) -> int:
-    """For the relay: hand to RQ again the rows whose job it no longer holds; how many.
+    """For the relay: hand to RQ again the rows whose job it no longer holds; how many rows.
 
     A row's own job is handed over when RQ has no such job (a flushed Redis, a process that
     died between its commit and the fast path) or has given up on it (failed, stopped,
