@@ -291,8 +291,11 @@ def hand_over_lost(rows: Sequence[OutboxRow], conn: redis.Redis | None = None) -
     A row's own job is handed over when RQ has no such job (a flushed Redis, a process that
     died between its commit and the fast path) or has given up on it (failed, stopped,
     cancelled, or finished without marking its row done); never while it is queued, scheduled
-    or running, which under a backlog is most stale rows. A coalesced row wakes its shared job
-    unless a wake-up is pending already (outbox.wake)."""
+    or running, which under a backlog is most stale rows. A job whose worker died while running
+    it stays "started" until RQ's own clean-up of abandoned jobs (a live worker's maintenance,
+    once the execution's heartbeat lapsed) retries it or fails it; a failed one is handed over
+    at the next look, and the sweeper covers the requests meanwhile. A coalesced row wakes its
+    shared job unless a wake-up is pending already (outbox.wake)."""
     conn = conn or get_redis()
     plain = [row for row in rows if not row.coalesce]
     with conn.pipeline(transaction=False) as pipe:
