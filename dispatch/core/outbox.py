@@ -266,17 +266,14 @@ def _enqueue_plain(rows: Sequence[OutboxRow], conn: redis.Redis) -> None:
 def _wake_shared(rows: Sequence[OutboxRow], conn: redis.Redis) -> int:
     """One wake-up per shared job of the coalesced rows (urgent if any row is); how many of
     the rows got a wake-up queued (none where one was pending already)."""
-    woken: dict[tuple[str, str, str], bool] = {}
-    count: dict[tuple[str, str, str], int] = {}
+    shared: dict[tuple[str, str, str], list[OutboxRow]] = {}
     for row in rows:
         assert row.coalesce is not None
-        key = (row.coalesce, row.job, row.queue)
-        woken[key] = woken.get(key, False) or bool(row.payload.get("urgent"))
-        count[key] = count.get(key, 0) + 1
+        shared.setdefault((row.coalesce, row.job, row.queue), []).append(row)
     return sum(
-        count[(coalesce, job, queue)]
-        for (coalesce, job, queue), urgent in woken.items()
-        if wake(coalesce, job, queue, urgent=urgent, conn=conn)
+        len(its_rows)
+        for (coalesce, job, queue), its_rows in shared.items()
+        if wake(coalesce, job, queue, urgent=any(r.payload.get("urgent") for r in its_rows), conn=conn)
     )
 
 

@@ -5,7 +5,6 @@ one row per transaction, and its last urgency is what wakes the shared job."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from dispatch.core.auth import Role, User
-from dispatch.core.db import new_session, session_scope
+from dispatch.core.db import session_scope
 from dispatch.core.jobs import COALESCE_MATCH, JobName, QueueName
 from dispatch.core.outbox import HURRY_KEY, WAKE_KEY, OutboxJob, OwedJob, add_job
 from dispatch.core.redis import get_queue, get_redis
@@ -41,15 +40,6 @@ def _enqueued() -> dict[str, Any]:
 
 def _matcher_wakes() -> list[str]:
     return [job.id for job in get_queue(QueueName.MATCH).get_jobs()]
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    session = new_session(write=True)
-    try:
-        yield session
-    finally:
-        session.close()
 
 
 def test_a_committed_job_is_enqueued_once_as_outbox_and_its_row_id(session: Session) -> None:

@@ -8,28 +8,17 @@ behind them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from rq.job import Job, JobStatus
 from sqlmodel import Session, col, update
 
 from dispatch.core.clock import utcnow
-from dispatch.core.db import new_session, session_scope
+from dispatch.core.db import session_scope
 from dispatch.core.jobs import COALESCE_MATCH, JobName, QueueName
 from dispatch.core.outbox import WAKE_KEY, OutboxJob, add_job
 from dispatch.core.redis import get_queue, get_redis
 from workers.maintenance import RELAY_AFTER, RELAY_RECHECK, relay_outbox
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    session = new_session(write=True)
-    try:
-        yield session
-    finally:
-        session.close()
 
 
 def _sms_rows(session: Session, count: int) -> list[int]:
